@@ -1,0 +1,37 @@
+# The two commands a new user needs: `make run` (serve, with a demo model) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench venv browser clean
+
+venv: $(STAMP)
+
+# Re-installs only when the pinned requirements or the package metadata change.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: venv
+	$(VENV)/bin/anomalia serve --demo --host $(HOST) --port $(PORT)
+
+# Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests" >&2; exit 1; fi; }
+
+test: venv browser
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) -m anomalia.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

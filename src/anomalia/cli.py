@@ -1,0 +1,190 @@
+"""``anomalia`` command line: fit, predict, evaluate, import-legacy, serve.
+
+Each command is a thin wrapper: parse arguments, call the same functions the
+HTTP API uses, print results. Expected failures are one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from anomalia import __version__
+from anomalia.core.detector import PatchCoreConfig
+from anomalia.core.features import available_backbones
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An expected failure, reported as one line."""
+
+
+def _add_fit(commands) -> None:
+    defaults = PatchCoreConfig()
+    fit = commands.add_parser("fit", help="build a model from a folder of good images")
+    fit.add_argument("good_dir", type=Path)
+    fit.add_argument("--out", type=Path, required=True, help="model folder to write (atomically)")
+    fit.add_argument("--backbone", default=defaults.backbone, help=f"one of {', '.join(available_backbones())}")
+    fit.add_argument("--weights", default=defaults.weights, help="imagenet | random | path to a state-dict file")
+    fit.add_argument("--img-size", type=int, default=defaults.img_size)
+    fit.add_argument("--coreset-ratio", type=float, default=defaults.coreset_ratio)
+    fit.add_argument("--knn-k", type=int, default=defaults.knn_k)
+    fit.add_argument("--stride", type=int, default=defaults.stride)
+    fit.add_argument("--seed", type=int, default=defaults.seed)
+    fit.add_argument("--color", default=defaults.color, choices=("rgb", "gray"))
+    fit.add_argument("--knn-index", default=defaults.knn_index, help="exact | hnsw | ivf")
+    fit.add_argument("--distance", default=defaults.distance, choices=("l2", "cosine"))
+    fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=("max", "p99"))
+    fit.add_argument("--holdout-fraction", type=float, default=defaults.holdout_fraction)
+    fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    fit.set_defaults(handler=cmd_fit)
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser("predict", help="score images with a model")
+    predict.add_argument("model_dir", type=Path)
+    predict.add_argument("images", type=Path, nargs="+")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line (the default output)")
+    predict.add_argument("--thr", type=float, default=None, help="threshold override")
+    predict.add_argument("--mode", choices=("sensitive", "strict"), default=None)
+    predict.add_argument("--save-vis", type=Path, default=None, help="write a heatmap overlay PNG per image here")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def _add_evaluate(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="AUROC / pixel AUROC / PRO on an MVTec-AD-layout folder")
+    evaluate.add_argument("model_dir", type=Path)
+    evaluate.add_argument("dataset_dir", type=Path)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--plot", type=Path, default=None, help="write ROC curves to this PNG")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _add_import(commands) -> None:
+    legacy = commands.add_parser("import-legacy", help="convert seed-000 memory_bank_core.npz + config.json")
+    legacy.add_argument("npz", type=Path)
+    legacy.add_argument("config_json", type=Path)
+    legacy.add_argument("--out", type=Path, required=True)
+    legacy.add_argument("--weights", default="imagenet", help="weights the legacy bank was built with")
+    legacy.set_defaults(handler=cmd_import_legacy)
+
+
+def _add_serve(commands) -> None:
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="build a demo model first when none exists")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve):
+        add(commands)
+    return parser
+
+
+def cmd_fit(args) -> int:
+    from anomalia.core.detector import PatchCore
+    from anomalia.imagefiles import ImageFiles, list_images
+    from anomalia.store.model_io import save_model
+
+    config = PatchCoreConfig(
+        backbone=args.backbone, weights=args.weights, img_size=args.img_size, coreset_ratio=args.coreset_ratio,
+        knn_k=args.knn_k, stride=args.stride, seed=args.seed, color=args.color, knn_index=args.knn_index,
+        distance=args.distance, score_method=args.score_method, holdout_fraction=args.holdout_fraction,
+        batch_size=args.batch_size).validate()
+    images = ImageFiles(list_images(args.good_dir))
+    _warn_weights(config)
+    with tqdm(total=len(images), desc="fit", unit="img", file=sys.stderr) as bar:
+        detector = PatchCore(config).fit(images, progress=bar.update)
+    manifest = save_model(detector, args.out, extra={"n_images": len(images)})
+    print(json.dumps({key: manifest[key] for key in (
+        "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold")}))
+    return 0
+
+
+def _warn_weights(config: PatchCoreConfig) -> None:
+    if config.weights == "random":
+        print("anomalia: using seeded RANDOM backbone weights (no pretrained weights); "
+              "fine for tests and demos, not for production accuracy", file=sys.stderr)
+
+
+def cmd_predict(args) -> int:
+    from anomalia.core.scoring import effective_threshold
+    from anomalia.imagefiles import read_image
+    from anomalia.service.inspection import inspect, visuals
+    from anomalia.store.model_io import load_model
+    from anomalia.viz.overlays import encode_png
+
+    loaded = load_model(args.model_dir)
+    base = loaded.detector.threshold_ if loaded.detector.threshold_ is not None else 0.35
+    threshold = effective_threshold(base, args.mode, args.thr)
+    if args.save_vis:
+        args.save_vis.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        image = read_image(path)
+        result = inspect(loaded.detector, image, threshold=threshold)
+        line = {"path": str(path), "score": result.score, "threshold": threshold, "is_anomaly": result.is_anomaly}
+        if args.save_vis:
+            out = args.save_vis / f"{path.stem}_overlay.png"
+            out.write_bytes(encode_png(visuals(image, result, None).overlay))
+            line["overlay"] = str(out)
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from anomalia.evaluation import evaluate
+    from anomalia.store.model_io import load_model
+    from anomalia.viz.overlays import encode_png
+    from anomalia.viz.plots import roc_plot
+
+    loaded = load_model(args.model_dir)
+    result, curves = evaluate(loaded.detector, args.dataset_dir)
+    if args.plot:
+        labelled = {"image": (*curves["image"][:2], result.image_auroc)}
+        if "pixel" in curves:
+            labelled["pixel"] = (*curves["pixel"][:2], result.pixel_auroc)
+        args.plot.write_bytes(encode_png(roc_plot(labelled)))
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for key, value in result.to_dict().items():
+            print(f"{key:12s} {'n/a' if value is None else (f'{value:.4f}' if isinstance(value, float) else value)}")
+    return 0
+
+
+def cmd_import_legacy(args) -> int:
+    from anomalia.store.legacy import import_legacy
+
+    manifest = import_legacy(args.npz, args.config_json, args.out, weights=args.weights)
+    print(json.dumps({key: manifest[key] for key in ("model_version", "coreset_size", "threshold",
+                                                     "embedding_version")}))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from anomalia.service.server import serve
+
+    return serve(host=args.host, port=args.port, demo=args.demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CliError, ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        print(f"anomalia {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

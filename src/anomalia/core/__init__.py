@@ -1,0 +1,1 @@
+"""Pure PatchCore: no web, settings, CLI or file-path knowledge lives here."""

@@ -1,0 +1,238 @@
+"""The PatchCore detector, following scikit-learn's estimator contract."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from anomalia.core.calibration import calibrate
+from anomalia.core.features import FeatureExtractor, WeightsSpec, check_backbone, create_extractor
+from anomalia.core.image import COLOR_MODES, NORMALISATIONS, to_model_input
+from anomalia.core.knn import DISTANCES, NearestNeighbours, available_indexes
+from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
+from anomalia.core.scoring import SCORE_METHODS, anomaly_map, image_score
+
+
+class NotFittedError(RuntimeError):
+    """The detector was used before ``fit`` (or before loading a bank)."""
+
+
+class WeightsMismatchError(ValueError):
+    """A memory bank is being scored with backbone weights other than those that built it."""
+
+
+@dataclass(frozen=True)
+class PatchCoreConfig:
+    """Everything that defines a model's embedding space and decision rule."""
+
+    backbone: str = "resnet18"
+    weights: str = "imagenet"
+    img_size: int = 256
+    color: str = "rgb"
+    normalize: str = "imagenet"
+    coreset_ratio: float = 0.1
+    knn_k: int = 3
+    stride: int = 1
+    distance: str = "l2"
+    knn_index: str = "exact"
+    smoothing_sigma: float = 4.0
+    score_method: str = "max"
+    seed: int = 0
+    batch_size: int = 8
+    holdout_fraction: float = 0.2
+    score_percentile: float = 0.995
+    safety_factor: float = 1.1
+
+    def validate(self) -> "PatchCoreConfig":
+        """Raise ``ValueError`` naming the first bad field and what it accepts."""
+        check_backbone(self.backbone)
+        choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
+                   "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        positive_ints = ("img_size", "knn_k", "stride", "batch_size")
+        for name in positive_ints:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if self.img_size < 32:
+            raise ValueError(f"img_size must be at least 32 pixels; got {self.img_size}")
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ValueError(f"coreset_ratio must be in (0, 1]; got {self.coreset_ratio}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction}")
+        if self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0; got {self.smoothing_sigma}")
+        return self
+
+    def weights_spec(self) -> WeightsSpec:
+        return WeightsSpec.parse(self.weights, seed=self.seed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result: ``anomaly_map`` is ``(img_size, img_size)`` raw distances."""
+
+    score: float
+    anomaly_map: np.ndarray = field(repr=False)
+    image_size: tuple[int, int]
+
+
+Progress = Callable[[int], None]
+
+
+class _Subset(Sequence):
+    """Lazy view of some items of a sequence, so image loaders stay lazy through the split."""
+
+    def __init__(self, items: Sequence, indices: np.ndarray):
+        self.items, self.indices = items, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position):
+        return self.items[int(self.indices[position])]
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded ``(train, holdout)`` index split; no holdout below 2 images or at fraction 0."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_hold = 0 if fraction <= 0 or n < 2 else int(np.clip(round(n * fraction), 1, n - 1))
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+class PatchCore:
+    """PatchCore (Roth et al., 2022): a coreset of nominal patch features and kNN distances.
+
+    ``fit(images)`` learns ``memory_bank_``, ``knn_``, ``holdout_scores_`` and a
+    default ``threshold_``; ``predict`` refuses to run before that.
+    """
+
+    def __init__(self, config: PatchCoreConfig | None = None, *, extractor: FeatureExtractor | None = None):
+        self.config = config or PatchCoreConfig()
+        self.extractor = extractor
+
+    # -- learning -----------------------------------------------------------------------
+    def fit(self, images: Sequence[np.ndarray], *, progress: Progress | None = None) -> "PatchCore":
+        """Learn from good BGR images (a sequence; items may be loaded lazily)."""
+        config = self.config.validate()
+        if len(images) == 0:
+            raise ValueError("fit needs at least one good image")
+        extractor = self._extractor()
+        train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
+        builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed)
+        timings = {"features_s": 0.0, "coreset_s": 0.0}
+        for batch in self._batches(_Subset(images, train)):
+            started = time.perf_counter()
+            embeddings = self._embed(batch)
+            timings["features_s"] += time.perf_counter() - started
+            started = time.perf_counter()
+            builder.add(embeddings)
+            timings["coreset_s"] += time.perf_counter() - started
+            if progress:
+                progress(len(batch))
+        started = time.perf_counter()
+        self.memory_bank_ = builder.finish()
+        timings["coreset_s"] += time.perf_counter() - started
+        started = time.perf_counter()
+        self.knn_ = NearestNeighbours.build(self.memory_bank_, kind=config.knn_index,
+                                            distance=config.distance, seed=config.seed)
+        timings["index_s"] = time.perf_counter() - started
+        self.n_embeddings_ = builder.n_seen
+        self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
+        self.weights_fingerprint_ = extractor.fingerprint
+        self.holdout_scores_ = self._score_holdout(_Subset(images, holdout), progress)
+        self.threshold_ = self._default_threshold()
+        self.fit_timings_ = timings
+        return self
+
+    def _score_holdout(self, images: Sequence[np.ndarray], progress: Progress | None) -> list[float]:
+        scores: list[float] = []
+        for batch in self._batches(images):
+            scores.extend(p.score for p in self.predict(batch))
+            if progress:
+                progress(len(batch))
+        return scores
+
+    def _default_threshold(self) -> float | None:
+        if not self.holdout_scores_:
+            return None
+        result = calibrate(self.holdout_scores_, score_percentile=self.config.score_percentile,
+                           safety_factor=self.config.safety_factor)
+        return result.threshold
+
+    # -- restoring ----------------------------------------------------------------------
+    @classmethod
+    def from_bank(cls, config: PatchCoreConfig, bank: np.ndarray, *, weights_fingerprint: str,
+                  extractor: FeatureExtractor, knn: NearestNeighbours | None = None,
+                  threshold: float | None = None) -> "PatchCore":
+        """Rebuild a fitted detector; refuses an extractor whose weights differ from the bank's."""
+        if extractor.fingerprint != weights_fingerprint:
+            raise WeightsMismatchError(
+                f"this memory bank was built with {config.backbone} weights {weights_fingerprint[:19]}…, "
+                f"but the loaded backbone ({extractor.weights.describe()}) has {extractor.fingerprint[:19]}…; "
+                "load the same weights or fit the model again")
+        detector = cls(config.validate(), extractor=extractor)
+        detector.memory_bank_ = np.ascontiguousarray(bank, dtype=np.float32)
+        detector.knn_ = knn or NearestNeighbours.build(bank, kind=config.knn_index,
+                                                       distance=config.distance, seed=config.seed)
+        detector.weights_fingerprint_ = weights_fingerprint
+        detector.threshold_ = threshold
+        detector.holdout_scores_ = []
+        detector.n_embeddings_ = int(bank.shape[0])
+        return detector
+
+    # -- scoring ------------------------------------------------------------------------
+    def predict(self, images: Sequence[np.ndarray], *, mask: np.ndarray | None = None) -> list[Prediction]:
+        """Score BGR images; ``mask`` (``img_size``² bool) limits where the image score is read."""
+        self._check_fitted()
+        results: list[Prediction] = []
+        for batch in self._batches(list(images)):
+            for image, heat in zip(batch, self.anomaly_maps(batch)):
+                score = image_score(heat, mask, self.config.score_method)
+                results.append(Prediction(score=score, anomaly_map=heat,
+                                          image_size=(image.shape[1], image.shape[0])))
+        return results
+
+    def anomaly_maps(self, images: list[np.ndarray]) -> np.ndarray:
+        """``(B, img_size, img_size)`` smoothed distance maps for one batch."""
+        self._check_fitted()
+        embeddings = self._embed(images)
+        b, h, w, c = embeddings.shape
+        distances = self.knn_.mean_distance(embeddings.reshape(-1, c), self.config.knn_k).reshape(b, h, w)
+        size, sigma = self.config.img_size, self.config.smoothing_sigma
+        return np.stack([anomaly_map(d, size, sigma) for d in distances])
+
+    def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([p.score for p in self.predict(images)], dtype=np.float64)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _extractor(self) -> FeatureExtractor:
+        if self.extractor is None:
+            self.extractor = create_extractor(self.config.backbone, self.config.weights_spec())
+        return self.extractor
+
+    def _embed(self, images: list[np.ndarray]) -> np.ndarray:
+        config = self.config
+        batch = to_model_input(images, config.img_size, config.color, config.normalize)
+        extractor = self._extractor()
+        device = next(extractor.parameters()).device
+        with torch.inference_mode():
+            features = extractor(batch.to(device))
+        return patch_embeddings(features.cpu(), config.stride)
+
+    def _batches(self, images):
+        size = self.config.batch_size
+        for start in range(0, len(images), size):
+            yield [images[i] for i in range(start, min(start + size, len(images)))]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "memory_bank_"):
+            raise NotFittedError("this PatchCore detector is not fitted yet: call fit(images) or load a model")

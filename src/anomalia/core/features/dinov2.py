@@ -1,0 +1,53 @@
+"""DINOv2 ViT-S/14 patch tokens (seed 004), from timm's ``vit_small_patch14_dinov2`` architecture."""
+
+from __future__ import annotations
+
+import timm
+import torch
+
+from anomalia.core.features.base import (
+    FeatureExtractor,
+    FeatureInfo,
+    WeightsSpec,
+    WeightsUnavailableError,
+    build_seeded,
+    load_state_file,
+)
+from anomalia.core.features.registry import register_backbone
+
+_ARCH = "vit_small_patch14_dinov2"
+
+
+class DinoV2Patches(FeatureExtractor):
+    """Patch tokens without the class/register tokens, reshaped to a ``(B, 384, H/14, W/14)`` grid."""
+
+    def __init__(self, vit: torch.nn.Module, weights: WeightsSpec):
+        super().__init__("dinov2_vits14", FeatureInfo(channels=vit.embed_dim, stride=14, layers=("norm",)), weights)
+        self.vit = vit
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
+        h, w = images.shape[-2] // 14, images.shape[-1] // 14
+        return tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def _create(pretrained: bool) -> torch.nn.Module:
+    return timm.create_model(_ARCH, pretrained=pretrained, dynamic_img_size=True, num_classes=0)
+
+
+@register_backbone("dinov2_vits14")
+def dinov2_vits14(weights: WeightsSpec) -> FeatureExtractor:
+    if weights.kind == "random":
+        vit = build_seeded(lambda: _create(False), weights.seed)
+    elif weights.kind == "imagenet":
+        try:
+            vit = _create(True)
+        except Exception as error:  # hub download failures come in many types
+            raise WeightsUnavailableError(
+                f"pretrained DINOv2 weights ({_ARCH}) are not in the Hugging Face cache and could not be "
+                f"downloaded ({type(error).__name__}). Pass a local state-dict file or use --weights random."
+            ) from error
+    else:
+        vit = build_seeded(lambda: _create(False), 0)
+        vit.load_state_dict(load_state_file(str(weights.path)), strict=True)
+    return DinoV2Patches(vit, weights)

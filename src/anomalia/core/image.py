@@ -1,0 +1,114 @@
+"""Decoding uploads and turning them into backbone input (seed 000 section 5, steps 1–3)."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import torch
+
+COLOR_MODES = ("rgb", "gray")
+NORMALISATIONS = ("imagenet", "unit")
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are empty or not an image OpenCV can decode."""
+
+
+class ImageTooLargeError(ValueError):
+    """The image declares more pixels than allowed (decompression-bomb guard)."""
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` read from a PNG, JPEG, BMP, GIF or WebP header, before any decoding."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return None  # OpenCV's own pixel limit covers WebP
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    offset = 2
+    while offset + 9 < len(data):
+        if data[offset] != 0xFF:
+            offset += 1
+            continue
+        marker = data[offset + 1]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
+            return width, height
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            offset += 2
+            continue
+        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+    return None
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode to 8-bit BGR ``(H, W, 3)`` from BGR, BGRA, grey or 16-bit input.
+
+    The header is checked against ``max_pixels`` first, so a small file that
+    declares a huge image is refused before OpenCV allocates it.
+    """
+    if not data:
+        raise ImageDecodeError("Archivo vacío.")
+    size = declared_size(data)
+    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
+        raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageDecodeError("No se pudo decodificar la imagen.")
+    if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageTooLargeError(f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds {max_pixels} pixels")
+    return to_bgr8(image)
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV image (grey, BGR, BGRA; 8/16-bit or float) as 8-bit BGR."""
+    if image.dtype == np.uint16:
+        image = (image / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float32) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def to_model_input(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> torch.Tensor:
+    """BGR images → ``(B, 3, S, S)`` float tensor, channels-last for the CPU kernels.
+
+    ``gray`` replicates the grey image into 3 channels (seed 000); ``unit`` keeps
+    values in 0..1 (seed 000), ``imagenet`` applies the backbones' training statistics.
+    """
+    batch = np.empty((len(images), img_size, img_size, 3), dtype=np.float32)
+    for i, image in enumerate(images):
+        resized = cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA)
+        if color == "gray":
+            resized = cv2.cvtColor(to_gray(resized), cv2.COLOR_GRAY2RGB)
+        else:
+            resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        batch[i] = resized
+    batch *= 1.0 / 255.0
+    if normalize == "imagenet":
+        batch -= _IMAGENET_MEAN
+        batch /= _IMAGENET_STD
+    return torch.from_numpy(batch).permute(0, 3, 1, 2)

@@ -1,0 +1,76 @@
+"""Streaming construction of the memory bank of nominal patch embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, random_projection
+
+DEFAULT_CHUNK_PATCHES = 16384
+
+
+def patch_embeddings(features: torch.Tensor, stride: int = 1) -> np.ndarray:
+    """``(B, C, h, w)`` features → ``(B, h', w', C)`` L2-normalised patch vectors (seed 000 steps 7–8).
+
+    ``stride`` keeps every ``stride``-th patch in both directions (``PATCH_STRIDE``).
+    """
+    if stride > 1:
+        features = features[:, :, ::stride, ::stride]
+    grid = features.permute(0, 2, 3, 1).float()
+    grid = torch.nn.functional.normalize(grid, dim=-1)
+    return np.ascontiguousarray(grid.numpy(), dtype=np.float32)
+
+
+class MemoryBankBuilder:
+    """Collects patch embeddings image batch by image batch and keeps only a coreset.
+
+    Patches are buffered up to ``chunk_patches``; each full chunk is reduced to
+    ``ratio`` of its size by greedy k-center in a random projection, so memory
+    stays at one chunk plus the selected rows whatever the number of images.
+    The union of per-chunk k-center sets is a composable coreset (Indyk et al.,
+    2014): its covering radius is bounded by the largest chunk radius.
+    """
+
+    def __init__(self, ratio: float, *, seed: int, chunk_patches: int = DEFAULT_CHUNK_PATCHES):
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"coreset ratio must be in (0, 1], got {ratio}")
+        self.ratio = ratio
+        self.seed = seed
+        self.chunk_patches = chunk_patches
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._kept: list[np.ndarray] = []
+        self._projection: np.ndarray | None = None
+        self._chunks = 0
+        self.n_seen = 0
+
+    def add(self, embeddings: np.ndarray) -> None:
+        """Add ``(N, C)`` L2-normalised patch vectors."""
+        self._pending.append(embeddings.reshape(-1, embeddings.shape[-1]))
+        self._pending_rows += self._pending[-1].shape[0]
+        self.n_seen += self._pending[-1].shape[0]
+        if self._pending_rows >= self.chunk_patches:
+            self._reduce_pending()
+
+    def _reduce_pending(self) -> None:
+        if not self._pending:
+            return
+        chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_rows = [], 0
+        if self.ratio >= 1.0:
+            self._kept.append(chunk)
+            return
+        if self._projection is None:
+            self._projection = random_projection(chunk.shape[1], PROJECTION_DIM, seed=self.seed)
+        n = max(1, int(round(self.ratio * chunk.shape[0])))
+        chosen = greedy_coreset(chunk @ self._projection, n, seed=self.seed + self._chunks)
+        self._chunks += 1
+        self._kept.append(chunk[np.sort(chosen)])
+
+    def finish(self) -> np.ndarray:
+        """The bank ``(M, C)`` float32; raises if nothing was added."""
+        self._reduce_pending()
+        if not self._kept:
+            raise ValueError("no patch embeddings were added to the memory bank")
+        return np.ascontiguousarray(np.concatenate(self._kept), dtype=np.float32)

@@ -1,0 +1,50 @@
+"""From patch distances to an anomaly map, an image score and the seed's threshold rules."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SCORE_METHODS = ("max", "p99")
+MODES = ("sensitive", "strict")
+MODE_FACTORS = {"sensitive": 0.8, "strict": 1.2}
+
+
+def anomaly_map(patch_scores: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """Upsample ``(h, w)`` patch scores to ``(size, size)`` and Gaussian-smooth them (PatchCore σ=4)."""
+    heat = cv2.resize(patch_scores.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    if sigma > 0:
+        heat = cv2.GaussianBlur(heat, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    return heat
+
+
+def image_score(heat: np.ndarray, mask: np.ndarray | None, method: str) -> float:
+    """Max (seed 000) or 99th percentile (seed 004) of the map, inside ``mask`` when given."""
+    values = heat[mask] if mask is not None else heat.ravel()
+    if values.size == 0:
+        raise ValueError("the region of interest covers no pixel of the anomaly map")
+    if method == "max":
+        return float(values.max())
+    if method == "p99":
+        return float(np.percentile(values, 99))
+    raise ValueError(f"score method must be one of {', '.join(SCORE_METHODS)}; got {method!r}")
+
+
+def normalise(heat: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Min–max scaled copy for display, with the ``hmin``/``hmax`` used (seed 000 section 8)."""
+    hmin, hmax = float(heat.min()), float(heat.max())
+    return (heat - hmin) / (hmax - hmin + 1e-8), hmin, hmax
+
+
+def threshold_norm(threshold: float, hmin: float, hmax: float) -> float:
+    """The threshold on the display scale, used to binarise the normalised map."""
+    return (threshold - hmin) / (hmax - hmin + 1e-8)
+
+
+def effective_threshold(base: float, mode: str | None = None, thr: float | None = None) -> float:
+    """Seed 000 section 8: ``sensitive`` ×0.8, ``strict`` ×1.2, an explicit ``thr`` overrides both."""
+    if mode is not None and mode not in MODE_FACTORS:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if thr is not None:
+        return float(thr)
+    return float(base) * MODE_FACTORS.get(mode or "", 1.0)

@@ -1,0 +1,58 @@
+"""The inspection use case shared by the HTTP API and the CLI: score, verdict, regions, visuals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from anomalia.core.detector import PatchCore
+from anomalia.core.image import to_gray
+from anomalia.core.regions import Region, binarize, find_regions
+from anomalia.core.scoring import normalise, threshold_norm
+from anomalia.viz.overlays import Visuals, render
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One image's verdict; ``regions`` are in the image's own pixels, ``map_regions`` on the map grid."""
+
+    score: float
+    threshold: float
+    is_anomaly: bool
+    heat: np.ndarray = field(repr=False)
+    heat_norm: np.ndarray = field(repr=False)
+    binary: np.ndarray = field(repr=False)
+    regions: list[Region]
+    map_regions: list[Region]
+    image_size: tuple[int, int]
+
+
+def inspect(detector: PatchCore, image: np.ndarray, *, threshold: float, roi: np.ndarray | None = None,
+            area_min: float = 200.0, mm_per_px: float | None = None) -> Inspection:
+    """Seed 000 sections 8–9: score inside the ROI, binarise at the threshold, extract polygons."""
+    prediction = detector.predict([image], mask=roi)[0]
+    return inspection_from_map(prediction.anomaly_map, prediction.score, threshold=threshold, roi=roi,
+                               area_min=area_min, mm_per_px=mm_per_px, image_size=prediction.image_size)
+
+
+def inspection_from_map(heat: np.ndarray, score: float, *, threshold: float, roi: np.ndarray | None,
+                        area_min: float, mm_per_px: float | None, image_size: tuple[int, int]) -> Inspection:
+    heat_norm, hmin, hmax = normalise(heat)
+    binary = binarize(heat_norm, threshold_norm(threshold, hmin, hmax), roi)
+    width, height = image_size
+    scale = (width / heat.shape[1], height / heat.shape[0])
+    regions = find_regions(binary, heat, area_min=area_min, scale=scale, mm_per_px=mm_per_px)
+    map_regions = find_regions(binary, heat, area_min=area_min)
+    return Inspection(score=score, threshold=threshold, is_anomaly=bool(score > threshold), heat=heat,
+                      heat_norm=heat_norm, binary=binary, regions=regions, map_regions=map_regions,
+                      image_size=image_size)
+
+
+def visuals(image: np.ndarray, inspection: Inspection, roi: np.ndarray | None) -> Visuals:
+    """Overlay, colour map and mask on the map grid (polygons drawn only for an anomaly)."""
+    size = inspection.heat.shape[1], inspection.heat.shape[0]
+    gray = cv2.resize(to_gray(image), size, interpolation=cv2.INTER_AREA)
+    drawn = [list(map(list, r.polygon)) for r in inspection.map_regions] if inspection.is_anomaly else []
+    return render(gray, inspection.heat_norm, inspection.binary, drawn, roi)

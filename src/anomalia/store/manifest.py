@@ -1,0 +1,85 @@
+"""The JSON manifest that describes a model folder (no pickle anywhere)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+from anomalia import __version__
+from anomalia.core.detector import PatchCore, PatchCoreConfig
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+EMBEDDINGS = "embeddings.npy"
+INDEX = "coreset.faiss"
+
+
+class ModelFormatError(ValueError):
+    """A model folder is missing files, has a newer schema or fails its hash check."""
+
+
+def embedding_version(config: PatchCoreConfig, layers: tuple[str, ...]) -> str:
+    """Name of the embedding space, e.g. ``resnet18_layer2_3_concat_v1`` (seed 000 section 18)."""
+    if layers == ("layer2", "layer3"):
+        suffix = "layer2_3_concat"
+    else:
+        suffix = "_".join(layers) or "features"
+    return f"{config.backbone}_{suffix}_{config.color}_{config.normalize}_v1"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def new_model_version() -> str:
+    """Sortable, unique version id: UTC time plus a short random suffix."""
+    import secrets
+
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | None = None) -> dict:
+    """Every field a reader needs to rebuild the embedding space and decide like the writer did."""
+    config = detector.config
+    extractor = detector._extractor()
+    weights = config.weights_spec()
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "package_version": __version__,
+        "model_version": model_version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backbone": config.backbone,
+        "layers": list(extractor.info.layers),
+        "feature_dim": int(detector.memory_bank_.shape[1]),
+        "weights": weights.kind,
+        "weights_source": weights.describe(),
+        "weights_fingerprint": detector.weights_fingerprint_,
+        "img_size": config.img_size,
+        "stride": config.stride,
+        "k": config.knn_k,
+        "color": config.color,
+        "coreset_ratio": config.coreset_ratio,
+        "coreset_size": int(detector.memory_bank_.shape[0]),
+        "n_embeddings": int(detector.n_embeddings_),
+        "threshold": detector.threshold_,
+        "embedding_version": embedding_version(config, extractor.info.layers),
+        "holdout_scores": [float(s) for s in detector.holdout_scores_],
+        "config": config.to_dict(),
+    }
+    manifest.update(extra or {})
+    return manifest
+
+
+def config_from_manifest(manifest: dict) -> PatchCoreConfig:
+    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
+        raise ModelFormatError(
+            f"model schema {manifest['schema_version']} is newer than this anomalia understands ({SCHEMA_VERSION})")
+    try:
+        return PatchCoreConfig(**manifest["config"]).validate()
+    except (KeyError, TypeError) as error:
+        raise ModelFormatError(f"manifest has no valid config section: {error}") from error

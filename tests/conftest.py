@@ -1,0 +1,31 @@
+"""Shared fixtures: seeded synthetic images and one small fitted model per session."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from anomalia.core.detector import PatchCore, PatchCoreConfig  # noqa: E402
+from anomalia.synthetic import defect_image, good_image  # noqa: E402
+
+TEST_CONFIG = PatchCoreConfig(weights="random", coreset_ratio=0.1, seed=0, holdout_fraction=0.2)
+
+
+@pytest.fixture(scope="session")
+def good_images() -> list[np.ndarray]:
+    return [good_image(seed) for seed in range(20)]
+
+
+@pytest.fixture(scope="session")
+def fitted(good_images) -> PatchCore:
+    """resnet18 with seeded random weights, fitted on 20 synthetic good images."""
+    return PatchCore(TEST_CONFIG).fit(good_images)
+
+
+@pytest.fixture(scope="session")
+def defects() -> list[tuple[np.ndarray, np.ndarray]]:
+    return [defect_image(1000 + i, kind=kind) for i, kind in enumerate(["scratch", "blob", "patch"] * 3)]

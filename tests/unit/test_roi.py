@@ -1,0 +1,139 @@
+"""ROI: border margin, external mask, score penalty, edge contours (seed 000 section 7)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from anomalia.core.roi import (
+    OUTSIDE_SCORE,
+    apply_roi_for_score,
+    border_mask,
+    combine_roi,
+    roi_edge,
+)
+
+
+def test_border_mask_cuts_floor_pct_of_each_side() -> None:
+    mask = border_mask(100, 50, 8)
+    # 8 rows top/bottom, floor(50 * 0.08) = 4 columns left/right.
+    assert mask.dtype == bool and mask.shape == (100, 50)
+    assert mask.sum() == (100 - 16) * (50 - 8)
+    assert not mask[7, 25] and mask[8, 25] and mask[91, 25] and not mask[92, 25]
+    assert not mask[50, 3] and mask[50, 4] and mask[50, 45] and not mask[50, 46]
+
+
+def test_border_mask_zero_pct_is_all_valid() -> None:
+    assert border_mask(7, 9, 0).all()
+
+
+def test_border_mask_near_fifty_keeps_a_centre() -> None:
+    mask = border_mask(3, 3, 49.9)
+    assert mask.sum() == 1 and mask[1, 1]
+
+
+@pytest.mark.parametrize("pct", [-1, 50, 75, float("nan"), float("inf")])
+def test_border_mask_rejects_bad_pct(pct: float) -> None:
+    with pytest.raises(ValueError, match=r"ignore_border_pct must be in \[0, 50\)"):
+        border_mask(10, 10, pct)
+
+
+@pytest.mark.parametrize("size", [(0, 10), (10, -1), (True, 10)])
+def test_border_mask_rejects_bad_size(size: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="positive integer"):
+        border_mask(*size, 0)
+
+
+def test_combine_roi_nothing_configured_is_none() -> None:
+    assert combine_roi(32, 32) is None
+
+
+def test_combine_roi_border_only() -> None:
+    roi = combine_roi(20, 20, ignore_border_pct=10)
+    assert roi is not None
+    np.testing.assert_array_equal(roi, border_mask(20, 20, 10))
+
+
+def test_combine_roi_rescales_png_mask_nearest_and_ands_border() -> None:
+    # 8x8 mask: left half white. Rescaled to 32x64 (W x H) the left 16 columns are valid.
+    small = np.zeros((8, 8), dtype=np.uint8)
+    small[:, :4] = 255
+    ok, buf = cv2.imencode(".png", small)
+    assert ok
+    decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    roi = combine_roi(64, 32, mask=decoded)
+    assert roi is not None and roi.shape == (64, 32)
+    assert roi[:, :16].all() and not roi[:, 16:].any()
+    roi_b = combine_roi(64, 32, ignore_border_pct=25, mask=decoded)
+    assert roi_b is not None
+    # Rows 16..47 and columns 8..15 remain.
+    assert roi_b.sum() == 32 * 8
+    assert roi_b[16:48, 8:16].all()
+
+
+def test_combine_roi_threshold_is_strictly_above_127() -> None:
+    mask = np.array([[127, 128]], dtype=np.uint8)
+    roi = combine_roi(1, 2, mask=mask)
+    assert roi is not None
+    np.testing.assert_array_equal(roi, [[False, True]])
+
+
+def test_combine_roi_accepts_bgr_and_bool_masks() -> None:
+    bgr = np.zeros((4, 4, 3), dtype=np.uint8)
+    bgr[:2] = 255
+    roi = combine_roi(4, 4, mask=bgr)
+    assert roi is not None and roi.sum() == 8 and roi[:2].all()
+    roi_bool = combine_roi(4, 4, mask=np.eye(4, dtype=bool))
+    assert roi_bool is not None
+    np.testing.assert_array_equal(roi_bool, np.eye(4, dtype=bool))
+
+
+def test_combine_roi_all_zero_is_ignored() -> None:
+    assert combine_roi(16, 16, mask=np.zeros((5, 5), dtype=np.uint8)) is None
+    # A mask that only covers the cut border also ends empty.
+    edge_only = np.zeros((16, 16), dtype=np.uint8)
+    edge_only[0, :] = 255
+    assert combine_roi(16, 16, ignore_border_pct=10, mask=edge_only) is None
+
+
+def test_combine_roi_rejects_float_mask() -> None:
+    with pytest.raises(ValueError, match="bool or uint8"):
+        combine_roi(4, 4, mask=np.ones((4, 4), dtype=np.float32))
+
+
+def test_apply_roi_for_score_sets_outside_to_minus_one() -> None:
+    heat = np.full((6, 6), 0.25, dtype=np.float32)
+    heat[0, 0] = 9.0  # a hot border pixel that must not win the score
+    roi = border_mask(6, 6, 20)
+    scored = apply_roi_for_score(heat, roi)
+    assert scored.dtype == np.float32
+    assert (scored[~roi] == OUTSIDE_SCORE).all() and OUTSIDE_SCORE == -1.0
+    assert (scored[roi] == 0.25).all()
+    assert scored.max() == pytest.approx(0.25)
+    assert heat[0, 0] == 9.0  # input untouched
+
+
+def test_apply_roi_for_score_none_is_copy() -> None:
+    heat = np.arange(4, dtype=np.float32).reshape(2, 2)
+    out = apply_roi_for_score(heat, None)
+    np.testing.assert_array_equal(out, heat)
+    out[0, 0] = 5
+    assert heat[0, 0] == 0
+
+
+def test_apply_roi_for_score_shape_mismatch() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        apply_roi_for_score(np.zeros((4, 4)), np.ones((3, 4), dtype=bool))
+
+
+def test_roi_edge_traces_outer_and_hole_boundaries() -> None:
+    assert roi_edge(None) == []
+    roi = np.zeros((20, 20), dtype=bool)
+    roi[2:18, 2:18] = True
+    roi[8:12, 8:12] = False
+    edges = roi_edge(roi)
+    assert len(edges) == 2
+    pts = np.concatenate([c.reshape(-1, 2) for c in edges])
+    # Every edge point is a valid ROI pixel that touches an invalid one.
+    for x, y in pts:
+        assert roi[y, x]
+        assert not roi[y - 1 : y + 2, x - 1 : x + 2].all()
