@@ -1,0 +1,52 @@
+"""The FastAPI application factory: everything is built here, nothing at import time."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import structlog
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from anomalia import __version__
+from anomalia.service.errors import install_error_handlers
+from anomalia.service.logging import configure_logging
+from anomalia.service.middleware import BodyLimit, request_context
+from anomalia.service.routes import health
+from anomalia.service.runtime import Runtime
+from anomalia.service.settings import Settings, load_settings
+
+log = structlog.get_logger("anomalia.app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; models load in the lifespan, so importing this module is cheap."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    runtime = Runtime.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        torch.set_grad_enabled(False)
+        await startup(runtime)
+        yield
+
+    app = FastAPI(title="anomalia", version=__version__, lifespan=lifespan,
+                  description="PatchCore visual inspection: seed-000 /predict and seed-004 /fit_ok, "
+                              "/calibrate_ng, /infer.")
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.middleware("http")(request_context)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"])
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.include_router(health.router)
+    return app
+
+
+async def startup(runtime: Runtime) -> None:
+    """Load every model once; a broken configuration stops start-up with its reason."""
+    log.info("startup", version=__version__, device=runtime.device)

@@ -1,0 +1,45 @@
+"""``GET /health``: seed 000's fields, seed 004's fields and what an auditor needs, in one answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from anomalia import __version__
+
+router = APIRouter()
+
+
+def single_model_fields(runtime) -> dict:
+    settings, loaded = runtime.settings, runtime.single
+    manifest = loaded.manifest if loaded else {}
+    detector = loaded.detector if loaded else None
+    threshold = settings.threshold if settings.threshold is not None else manifest.get("threshold") or 0.35
+    return {
+        "img_size": detector.config.img_size if detector else settings.img_size,
+        "knn_k": settings.knn_k,
+        "threshold": threshold,
+        "ignore_border_pct": settings.ignore_border_pct,
+        "roi_path": str(settings.roi_path) if settings.roi_path else None,
+        "model_version": manifest.get("model_version"),
+        "backbone": manifest.get("backbone"),
+        "weights": manifest.get("weights"),
+        "weights_fingerprint": manifest.get("weights_fingerprint"),
+        "embedding_version": manifest.get("embedding_version"),
+    }
+
+
+@router.get("/health")
+async def health(request: Request) -> dict:
+    runtime = request.app.state.runtime
+    products = runtime.products
+    rois = products.rois() if products is not None else {}
+    return {
+        "status": "ok",
+        "device": runtime.device,
+        **single_model_fields(runtime),
+        "model": runtime.settings.patchcore_backbone,
+        "version": __version__,
+        "uptime_s": runtime.uptime_s,
+        "roles_loaded": sorted(rois),
+        "rois": rois,
+    }

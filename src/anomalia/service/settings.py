@@ -1,0 +1,129 @@
+"""Service configuration: environment variables (seed names kept), ``.env``, optional YAML file.
+
+Precedence: constructor arguments > environment > ``.env`` > YAML file named by
+``ANOMALIA_CONFIG`` > defaults. Read once, in ``create_app``; never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from anomalia.core.features import available_backbones
+from anomalia.core.knn import DISTANCES
+
+_RETENTION = re.compile(r"^(\d+)([smhd]?)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the field name upper-cased is its environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      validate_default=True)
+
+    # seed 000, section 4
+    artifacts_dir: Path = Path("models/patchcore")
+    static_dir: Path = Path("static")
+    overlays_subdir: str = "overlays"
+    threshold: float | None = Field(default=None, gt=0)
+    img_size: int = Field(default=256, ge=32, le=2048)
+    knn_k: int = Field(default=3, ge=1, le=64)
+    patch_stride: int = Field(default=1, ge=1, le=16)
+    save_vis: bool = True
+    area_min: float = Field(default=200.0, ge=0)
+    ignore_border_pct: float = Field(default=0.0, ge=0, lt=50)
+    roi_path: Path | None = None
+    # production limits
+    max_upload_mb: float = Field(default=20.0, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    overlay_retention: str = "1000"
+    # seed 004, section 6
+    backend_data_root: Path = Path("data")
+    backend_device: str = "cpu"
+    patchcore_coreset_ratio: float = Field(default=0.1, gt=0, le=1)
+    patchcore_distance: str = "l2"
+    patchcore_batch_size: int = Field(default=8, ge=1, le=256)
+    patchcore_backbone: str = "dinov2_vits14"
+    backend_api_key: SecretStr | None = None
+    mm_per_px_tolerance: float = Field(default=0.01, ge=0, lt=1)
+    calibration_safety_factor: float = Field(default=1.1, gt=0)
+    # backbone weights for every model this server builds: imagenet | random | file path
+    anomalia_weights: str = "imagenet"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        yaml_path = os.environ.get("ANOMALIA_CONFIG")
+        if yaml_path:
+            if not Path(yaml_path).is_file():
+                raise ValueError(f"ANOMALIA_CONFIG points to {yaml_path}, which does not exist")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("overlay_retention")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        if not _RETENTION.match(value.strip()):
+            raise ValueError("OVERLAY_RETENTION must be a file count (e.g. 1000) or an age (e.g. 30m, 24h, 7d)")
+        return value.strip()
+
+    @field_validator("patchcore_distance")
+    @classmethod
+    def _check_distance(cls, value: str) -> str:
+        if value not in DISTANCES:
+            raise ValueError(f"PATCHCORE_DISTANCE must be one of {', '.join(DISTANCES)}")
+        return value
+
+    @field_validator("patchcore_backbone")
+    @classmethod
+    def _check_backbone(cls, value: str) -> str:
+        if value not in available_backbones():
+            raise ValueError(f"PATCHCORE_BACKBONE must be one of {', '.join(available_backbones())}")
+        return value
+
+    @field_validator("backend_device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value != "cpu" and not value.startswith("cuda"):
+            raise ValueError("BACKEND_DEVICE must be cpu or cuda[:N]")
+        return value
+
+    @property
+    def overlays_dir(self) -> Path:
+        return self.static_dir / self.overlays_subdir
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def retention(self) -> tuple[int | None, float | None]:
+        """``(max_files, max_age_seconds)``: exactly one is set."""
+        number, unit = _RETENTION.match(self.overlay_retention).groups()  # type: ignore[union-attr]
+        return (None, int(number) * _SECONDS[unit]) if unit else (int(number), None)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one message that names the variables."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"invalid configuration: {problems}") from None
