@@ -129,18 +129,21 @@ class PatchCore:
         train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed)
         timings = {"features_s": 0.0, "coreset_s": 0.0}
-        for batch in self._batches(_Subset(images, train)):
+        try:
+            for batch in self._batches(_Subset(images, train)):
+                started = time.perf_counter()
+                embeddings = self._embed(batch)
+                timings["features_s"] += time.perf_counter() - started
+                started = time.perf_counter()
+                builder.add(embeddings)
+                timings["coreset_s"] += time.perf_counter() - started
+                if progress:
+                    progress(len(batch))
             started = time.perf_counter()
-            embeddings = self._embed(batch)
-            timings["features_s"] += time.perf_counter() - started
-            started = time.perf_counter()
-            builder.add(embeddings)
-            timings["coreset_s"] += time.perf_counter() - started
-            if progress:
-                progress(len(batch))
-        started = time.perf_counter()
-        self.memory_bank_ = builder.finish()
-        timings["coreset_s"] += time.perf_counter() - started
+            self.memory_bank_ = builder.finish()
+        finally:
+            builder.close()
+        timings["coreset_wait_s"] = time.perf_counter() - started
         started = time.perf_counter()
         self.knn_ = NearestNeighbours.build(self.memory_bank_, kind=config.knn_index,
                                             distance=config.distance, seed=config.seed)

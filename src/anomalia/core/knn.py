@@ -40,7 +40,7 @@ def _hnsw(dim: int, n: int) -> faiss.Index:
 @register_index("ivf")
 def _ivf(dim: int, n: int) -> faiss.Index:
     nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), nlist)
+    index = faiss.index_factory(dim, f"IVF{nlist},Flat")
     index.nprobe = max(1, min(nlist, 8))
     return index
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import torch
 
 from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, random_projection
 
 DEFAULT_CHUNK_PATCHES = 16384
+DEFAULT_WORKERS = 2
 
 
 def patch_embeddings(features: torch.Tensor, stride: int = 1) -> np.ndarray:
@@ -29,10 +32,13 @@ class MemoryBankBuilder:
     ``ratio`` of its size by greedy k-center in a random projection, so memory
     stays at one chunk plus the selected rows whatever the number of images.
     The union of per-chunk k-center sets is a composable coreset (Indyk et al.,
-    2014): its covering radius is bounded by the largest chunk radius.
+    2014): its covering radius is bounded by the largest chunk radius. Chunks are
+    reduced in ``workers`` background threads while the backbone embeds the next
+    images; at most ``workers`` chunks are in flight, and results keep chunk order.
     """
 
-    def __init__(self, ratio: float, *, seed: int, chunk_patches: int = DEFAULT_CHUNK_PATCHES):
+    def __init__(self, ratio: float, *, seed: int, chunk_patches: int = DEFAULT_CHUNK_PATCHES,
+                 workers: int = DEFAULT_WORKERS):
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"coreset ratio must be in (0, 1], got {ratio}")
         self.ratio = ratio
@@ -40,7 +46,9 @@ class MemoryBankBuilder:
         self.chunk_patches = chunk_patches
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
-        self._kept: list[np.ndarray] = []
+        self._kept: list[Future] = []
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coreset")
+        self.workers = workers
         self._projection: np.ndarray | None = None
         self._chunks = 0
         self.n_seen = 0
@@ -58,19 +66,32 @@ class MemoryBankBuilder:
             return
         chunk = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending, self._pending_rows = [], 0
-        if self.ratio >= 1.0:
-            self._kept.append(chunk)
-            return
         if self._projection is None:
             self._projection = random_projection(chunk.shape[1], PROJECTION_DIM, seed=self.seed)
-        n = max(1, int(round(self.ratio * chunk.shape[0])))
-        chosen = greedy_coreset(chunk @ self._projection, n, seed=self.seed + self._chunks)
+        in_flight = [future for future in self._kept if not future.done()]
+        if len(in_flight) >= self.workers:
+            in_flight[0].result()
+        self._kept.append(self._pool.submit(self._select, chunk, self.seed + self._chunks))
         self._chunks += 1
-        self._kept.append(chunk[np.sort(chosen)])
+
+    def _select(self, chunk: np.ndarray, seed: int) -> np.ndarray:
+        if self.ratio >= 1.0:
+            return chunk
+        n = max(1, int(round(self.ratio * chunk.shape[0])))
+        chosen = greedy_coreset(chunk @ self._projection, n, seed=seed)
+        return chunk[np.sort(chosen)]
 
     def finish(self) -> np.ndarray:
         """The bank ``(M, C)`` float32; raises if nothing was added."""
-        self._reduce_pending()
-        if not self._kept:
-            raise ValueError("no patch embeddings were added to the memory bank")
-        return np.ascontiguousarray(np.concatenate(self._kept), dtype=np.float32)
+        try:
+            self._reduce_pending()
+            if not self._kept:
+                raise ValueError("no patch embeddings were added to the memory bank")
+            parts = [future.result() for future in self._kept]
+        finally:
+            self.close()
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def close(self) -> None:
+        """Stop the worker threads (also after a failed fit)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,171 @@
+"""``make bench``: fit and inference figures on synthetic 256 px images, per stage, min/median/max.
+
+Mirrors the peer measurement (anomalib PatchCore, resnet18 layer2+3, 256 px, 10 % coreset,
+100 training images, 2 threads). Weights are seeded random: timing does not depend on them.
+Run: ``python -m anomalia.bench [--repeats 3] [--large] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from anomalia.core.detector import PatchCore, PatchCoreConfig
+from anomalia.core.image import decode_image, to_model_input
+from anomalia.core.knn import NearestNeighbours, recall_at_k
+from anomalia.core.memory_bank import patch_embeddings
+from anomalia.core.scoring import anomaly_map, image_score, normalise
+from anomalia.synthetic import good_image
+
+PEER = {"fit_100_s": 504.0, "peak_rss_gb": 5.3, "ms_per_image": 103.0}
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):8.2f} {statistics.median(values):8.2f} {max(values):8.2f}"
+
+
+def images(n: int, offset: int = 0) -> list[np.ndarray]:
+    return [good_image(offset + i) for i in range(n)]
+
+
+def _fit_child(n_images: int, knn_index: str, queue) -> None:
+    torch.set_num_threads(2)
+    train = images(n_images)
+    started = time.perf_counter()
+    detector = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0, knn_index=knn_index)).fit(train)
+    elapsed = time.perf_counter() - started
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    queue.put({"fit_s": elapsed, "peak_rss_gb": peak_gb, "bank": int(detector.memory_bank_.shape[0]),
+               **{k: round(v, 3) for k, v in detector.fit_timings_.items()}})
+
+
+def measure_fit(n_images: int, repeats: int) -> list[dict]:
+    """Each fit in a fresh process, so its peak RSS is its own (model + data + libraries)."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for _ in range(repeats):
+        queue = context.Queue()
+        process = context.Process(target=_fit_child, args=(n_images, "exact", queue))
+        process.start()
+        results.append(queue.get())
+        process.join()
+    return results
+
+
+def stage_times(detector: PatchCore, encoded: list[bytes]) -> dict[str, list[float]]:
+    """Batch-1 latency per stage, in ms: decode, preprocess, backbone, kNN, post-processing."""
+    config = detector.config
+    stages: dict[str, list[float]] = {k: [] for k in ("decode", "preprocess", "backbone", "knn", "post", "total")}
+    for data in encoded:
+        t0 = time.perf_counter()
+        image = decode_image(data)
+        t1 = time.perf_counter()
+        batch = to_model_input([image], config.img_size, config.color, config.normalize)
+        t2 = time.perf_counter()
+        with torch.inference_mode():
+            embeddings = patch_embeddings(detector.extractor(batch), config.stride)
+        t3 = time.perf_counter()
+        _, h, w, c = embeddings.shape
+        distances = detector.knn_.mean_distance(embeddings.reshape(-1, c), config.knn_k).reshape(h, w)
+        t4 = time.perf_counter()
+        heat = anomaly_map(distances, config.img_size, config.smoothing_sigma)
+        image_score(heat, None, config.score_method)
+        normalise(heat)
+        t5 = time.perf_counter()
+        for key, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
+            stages[key].append(value * 1000)
+    return stages
+
+
+def batch_throughput(detector: PatchCore, test: list[np.ndarray], repeats: int) -> list[float]:
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, len(test), 8):
+            detector.anomaly_maps(test[start:start + 8])
+        rates.append(len(test) / (time.perf_counter() - started))
+    return rates
+
+
+def knn_comparison(bank: np.ndarray, queries: np.ndarray, k: int, repeats: int) -> dict[str, dict]:
+    """kNN time per image (1 024 queries) and recall@k of each index kind against exact search."""
+    exact = NearestNeighbours.build(bank, kind="exact")
+    truth = exact.neighbours(queries, k)
+    report = {}
+    for kind in ("exact", "hnsw", "ivf"):
+        index = exact if kind == "exact" else NearestNeighbours.build(bank, kind=kind)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for start in range(0, len(queries), 1024):
+                index.mean_distance(queries[start:start + 1024], k)
+            times.append((time.perf_counter() - started) * 1000 / (len(queries) / 1024))
+        report[kind] = {"ms": times, "recall": recall_at_k(truth, index.neighbours(queries, k))}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="anomalia-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large", action="store_true", help="also fit 1 000 images and compare a 10x bank")
+    parser.add_argument("--json", default=None, help="also write the raw figures to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    out: dict = {"threads": torch.get_num_threads()}
+    print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {torch.get_num_threads()} threads")
+    print(f"{'figure':44s} {'min':>8s} {'median':>8s} {'max':>8s}")
+
+    fits = measure_fit(100, args.repeats)
+    out["fit_100"] = fits
+    print(f"{'fit 100 images (s)   [peer 504 s]':44s} {spread([f['fit_s'] for f in fits])}")
+    print(f"{'  of which backbone (s)':44s} {spread([f['features_s'] for f in fits])}")
+    print(f"{'  coreset wait after last batch (s)':44s} {spread([f['coreset_wait_s'] for f in fits])}")
+    print(f"{'peak RSS fit 100 (GB)   [peer 5.3 GB]':44s} {spread([f['peak_rss_gb'] for f in fits])}")
+
+    detector = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(100))
+    test = images(40, offset=10_000)
+    encoded = [cv2.imencode(".png", image)[1].tobytes() for image in test]
+    stage_times(detector, encoded[:5])  # warm-up
+    stages = stage_times(detector, encoded)
+    out["batch1_ms"] = stages
+    for key, values in stages.items():
+        label = f"batch 1 {key} (ms)" + ("   [peer 103 ms]" if key == "total" else "")
+        print(f"{label:44s} {spread(values)}")
+    rates = batch_throughput(detector, test, args.repeats)
+    out["batch8_images_per_s"] = rates
+    print(f"{'batch 8 throughput (images/s)':44s} {spread(rates)}")
+
+    queries = np.concatenate([patch_embeddings(detector.extractor(to_model_input(
+        test[i:i + 8], 256, "rgb", "imagenet")), 1).reshape(-1, 384) for i in range(0, 16, 8)])
+    banks = {"1x": detector.memory_bank_}
+    if args.large:
+        large = measure_fit(1000, 1)[0]
+        out["fit_1000"] = large
+        print(f"{'fit 1000 images (s)   [target 180 s]':44s} {spread([large['fit_s']])}")
+        print(f"{'peak RSS fit 1000 (GB)   [target 3 GB]':44s} {spread([large['peak_rss_gb']])}")
+        big = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(1000))
+        banks["10x"] = big.memory_bank_
+    out["knn"] = {}
+    for name, bank in banks.items():
+        report = knn_comparison(bank, queries, 3, args.repeats)
+        out["knn"][name] = report
+        for kind, figures in report.items():
+            label = f"kNN {kind} bank {name} ({len(bank)}) ms/img, recall {figures['recall']:.3f}"
+            print(f"{label:44s} {spread(figures['ms'])}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(out, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
