@@ -29,3 +29,13 @@ def fitted(good_images) -> PatchCore:
 @pytest.fixture(scope="session")
 def defects() -> list[tuple[np.ndarray, np.ndarray]]:
     return [defect_image(1000 + i, kind=kind) for i, kind in enumerate(["scratch", "blob", "patch"] * 3)]
+
+
+@pytest.fixture(scope="session")
+def single_model_dir(fitted, tmp_path_factory):
+    """``fitted`` saved as a model folder: what ``ARTIFACTS_DIR`` must hold for the app to start."""
+    from anomalia.store.model_io import save_model
+
+    folder = tmp_path_factory.mktemp("artifacts") / "patchcore"
+    save_model(fitted, folder)
+    return folder

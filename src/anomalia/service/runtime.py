@@ -48,6 +48,8 @@ class Runtime:
     extractors: ExtractorCache
     started_at: float = field(default_factory=time.monotonic)
     single: LoadedModel | None = None
+    single_roi: Any = None  # seed-000 ROI, bool (img_size, img_size) or None; built once at start-up
+    overlays: Any = None  # seed-000 OverlayFolder when SAVE_VIS is on
     products: Any = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from anomalia import __version__
+from anomalia.service.single_model import base_threshold
 
 router = APIRouter()
 
@@ -13,10 +14,10 @@ def single_model_fields(runtime) -> dict:
     settings, loaded = runtime.settings, runtime.single
     manifest = loaded.manifest if loaded else {}
     detector = loaded.detector if loaded else None
-    threshold = settings.threshold if settings.threshold is not None else manifest.get("threshold") or 0.35
+    threshold = base_threshold(settings, loaded)
     return {
         "img_size": detector.config.img_size if detector else settings.img_size,
-        "knn_k": settings.knn_k,
+        "knn_k": detector.config.knn_k if detector else settings.knn_k,
         "threshold": threshold,
         "ignore_border_pct": settings.ignore_border_pct,
         "roi_path": str(settings.roi_path) if settings.roi_path else None,

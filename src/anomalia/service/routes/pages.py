@@ -1,0 +1,47 @@
+"""``GET /`` (the page in ``templates/index.html``) and the static mounts under ``/static``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from anomalia.service.settings import Settings
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = SERVICE_DIR / "templates"
+UI_ASSETS_DIR = SERVICE_DIR / "static"
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+router = APIRouter()
+
+
+def templates_dir() -> Path:
+    """Where ``index.html`` lives; a dependency so tests can point it elsewhere."""
+    return TEMPLATES_DIR
+
+
+@router.get("/", include_in_schema=False)
+async def index(folder: Path = Depends(templates_dir)):
+    page = folder / "index.html"
+    if not page.is_file():
+        return JSONResponse({"detail": "templates/index.html no encontrado"}, status_code=404)
+    return FileResponse(page, media_type="text/html; charset=utf-8", headers={**NOSNIFF, "Cache-Control": "no-cache"})
+
+
+class NoSniffStaticFiles(StaticFiles):
+    """Static files with ``X-Content-Type-Options: nosniff``, so a browser trusts only the declared type."""
+
+    async def get_response(self, path: str, scope: Scope):
+        response = await super().get_response(path, scope)
+        response.headers.update(NOSNIFF)
+        return response
+
+
+def mount_static(app: FastAPI, settings: Settings) -> None:
+    """The page's own assets at ``/static/ui`` first (so ``/static`` cannot shadow them), then ``STATIC_DIR``."""
+    app.mount("/static/ui", NoSniffStaticFiles(directory=UI_ASSETS_DIR, check_dir=False), name="ui")
+    app.mount("/static", NoSniffStaticFiles(directory=settings.static_dir, check_dir=False), name="static")

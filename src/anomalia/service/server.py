@@ -1,0 +1,41 @@
+"""``anomalia serve``: settings, the optional demo model, then uvicorn on the app factory."""
+
+from __future__ import annotations
+
+import os
+
+import structlog
+import uvicorn
+
+from anomalia.service.app import create_app
+from anomalia.service.demo import build_demo_model
+from anomalia.service.logging import configure_logging
+from anomalia.service.settings import load_settings
+from anomalia.service.single_model import model_kind
+
+log = structlog.get_logger("anomalia.server")
+
+STARTUP_FAILED = 3
+"""Exit code when the app cannot start (uvicorn's own convention), e.g. no memory bank."""
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
+    """Run the service until interrupted; ``demo`` first builds a demo model when ARTIFACTS_DIR has none.
+
+    Invalid settings raise ``ValueError`` naming the variable (the CLI prints it and exits 2).
+    """
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    # OpenCV's own decode limit also covers formats whose header we do not parse.
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(settings.max_image_pixels))
+    if demo and model_kind(settings.artifacts_dir) is None:
+        build_demo_model(settings)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
+                                           log_level=settings.log_level.lower(), timeout_graceful_shutdown=10))
+    server.run()
+    if not server.started:
+        log.error("startup_failed", hint="see the error above; without a model run `anomalia serve --demo` "
+                                         "or fit one into ARTIFACTS_DIR")
+        return STARTUP_FAILED
+    return 0

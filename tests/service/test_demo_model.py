@@ -1,0 +1,44 @@
+"""The embedded default: ``anomalia serve --demo`` builds a demo model when ARTIFACTS_DIR is empty."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+from structlog.testing import capture_logs
+from single_support import post_image, single_client
+
+from anomalia.core.features import WeightsUnavailableError
+from anomalia.service import demo
+from anomalia.service.settings import load_settings
+
+
+@pytest.fixture
+def offline_imagenet(monkeypatch):
+    """Make ImageNet weights unavailable the way an offline machine does, whatever this machine has cached."""
+    real = demo.create_extractor
+
+    def create(name, spec):
+        if spec.kind == "imagenet":
+            raise WeightsUnavailableError("ImageNet weights for resnet18 are not in the torch cache")
+        return real(name, spec)
+
+    monkeypatch.setattr(demo, "create_extractor", create)
+
+
+def test_offline_demo_falls_back_to_random_weights_and_says_so(offline_imagenet, tmp_path):
+    settings = load_settings(artifacts_dir=tmp_path / "models" / "patchcore", static_dir=tmp_path / "static",
+                             anomalia_weights="imagenet", img_size=128)
+    with capture_logs() as lines:
+        manifest = demo.build_demo_model(settings)
+    warning = next(line for line in lines if line["event"] == "DEMO MODEL USES RANDOM WEIGHTS")
+    assert warning["log_level"] == "warning" and "torch cache" in warning["reason"]
+    assert any(line["event"] == "DEMO MODEL" and "DEMO" in line["message"] for line in lines)
+    assert manifest["weights"] == "random" and manifest["demo"] is True and manifest["threshold"] > 0
+    samples = sorted(p.name for p in (tmp_path / "static" / "samples").iterdir())
+    assert samples == ["defect_blob.png", "defect_patch.png", "defect_scratch.png", "good_0.png", "good_1.png"]
+    with single_client(settings.artifacts_dir, tmp_path) as client:
+        health = client.get("/health").json()
+        good = post_image(client, cv2.imread(str(tmp_path / "static" / "samples" / "good_0.png"))).json()
+        bad = post_image(client, cv2.imread(str(tmp_path / "static" / "samples" / "defect_patch.png"))).json()
+    assert health["weights"] == "random" and health["img_size"] == 128
+    assert good["is_anomaly"] is False and bad["is_anomaly"] is True
