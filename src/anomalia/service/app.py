@@ -13,7 +13,10 @@ from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.middleware import BodyLimit, request_context
+from anomalia.service.products import Products
 from anomalia.service.routes import health, pages, predict
+from anomalia.service.routes import infer as infer_routes
+from anomalia.service.routes import teach
 from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings, load_settings
 from anomalia.service.single_model import start_single
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
     app.include_router(predict.router)
+    app.include_router(teach.router)
+    app.include_router(infer_routes.router)
     app.include_router(pages.router)
     pages.mount_static(app, settings)
     return app
@@ -55,3 +60,4 @@ async def startup(runtime: Runtime) -> None:
     """Load every model once; a broken configuration stops start-up with its reason."""
     log.info("startup", version=__version__, device=runtime.device)
     start_single(runtime)  # seed 000: a missing memory bank stops start-up (`anomalia serve --demo` builds one)
+    runtime.products = await runtime.fit(Products.open, runtime.settings, runtime.extractors)  # seed 004

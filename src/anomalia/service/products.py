@@ -1,0 +1,380 @@
+"""Seed 004's use cases — teach (``fit_ok``), calibrate (``calibrate_ng``), inspect (``infer``) — per role/roi.
+
+Plain Python (no web imports), so the HTTP routes and any CLI share it. Expected
+failures raise :mod:`anomalia.service.errors` exceptions that carry their HTTP status.
+Models are cached in memory by version; the current version is read from the store's
+symlink on every call, so a fit or a calibration switches what is served atomically,
+and a restart reloads whatever is current.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from anomalia.core.calibration import calibrate
+from anomalia.core.detector import PatchCore, PatchCoreConfig, holdout_split
+from anomalia.core.features import WeightsUnavailableError
+from anomalia.core.image import decode_image
+from anomalia.core.regions import binarize, find_regions
+from anomalia.service.errors import Conflict, NotFound, PreconditionRequired, ServiceError
+from anomalia.service.settings import Settings
+from anomalia.service.shape_inspection import (
+    SCORE_PERCENTILE,
+    decode_all,
+    heatmap_png,
+    image_heat,
+    parse_shape_text,
+    shape_mask_for,
+    shape_score,
+    token_shape,
+)
+from anomalia.store.datasets import DatasetStore, image_name
+from anomalia.store.manifest import MANIFEST, ModelFormatError
+from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
+from anomalia.store.model_store import CALIBRATION, InvalidIdentifier, ModelStore, check_identifier
+
+log = structlog.get_logger("anomalia.products")
+
+PRODUCT_IMG_SIZE = 224
+"""Backbone input side for role/roi models: DINOv2 ViT-S/14 then gives the seed's 16x16 token grid."""
+HOLDOUT_FRACTION = 0.2
+MIN_FIT_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class FitCommand:
+    role_id: str
+    roi_id: str
+    mm_per_px: float
+    images: Sequence[bytes]
+    operator_id: str | None = None
+    shape: str | None = None
+
+
+@dataclass(frozen=True)
+class CalibrateCommand:
+    role_id: str
+    roi_id: str
+    mm_per_px: float
+    ok_scores: Sequence[float]
+    area_mm2_thr: float
+    ng_scores: Sequence[float] | None = None
+    score_percentile: float = 0.995
+    operator_id: str | None = None
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class InferCommand:
+    role_id: str
+    roi_id: str
+    mm_per_px: float
+    image: bytes
+    shape: str
+    operator_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded version: its detector, manifest and calibration (None until calibrated)."""
+
+    version: str
+    detector: PatchCore
+    manifest: dict
+    calibration: dict | None
+    folder: Path
+
+
+@dataclass(frozen=True)
+class FitSlot:
+    """Proof that the caller holds the write reservation of one role/roi."""
+
+    role_id: str
+    roi_id: str
+
+
+def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
+    """400 for anything that is not ``[A-Za-z0-9_-]{1,64}``, before any disk access."""
+    try:
+        return check_identifier("role_id", role_id), check_identifier("roi_id", roi_id)
+    except InvalidIdentifier as error:
+        raise ServiceError(str(error), 400) from None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+class Products:
+    """Every role/roi model under ``BACKEND_DATA_ROOT``: store, in-memory cache, write reservations."""
+
+    def __init__(self, settings: Settings, extractor_provider: ExtractorProvider):
+        self.settings = settings
+        self.models = ModelStore(Path(settings.backend_data_root) / "models")
+        self.datasets = DatasetStore(Path(settings.backend_data_root) / "datasets")
+        self._extractors = extractor_provider
+        self._cache: dict[tuple[str, str], ServedModel] = {}
+        self._load_lock = threading.Lock()
+        self._busy: set[tuple[str, str]] = set()
+        self._busy_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, extractor_provider: ExtractorProvider) -> "Products":
+        """Remove what killed writers left behind, then load every current model."""
+        products = cls(settings, extractor_provider)
+        for path in products.models.clean_stale():
+            log.warning("stale_staging_removed", path=str(path))
+        for role, rois in products.models.list_current().items():
+            for roi in rois:
+                try:
+                    served = products.served(role, roi)
+                    log.info("product_model_loaded", role_id=role, roi_id=roi, model_version=served.version,
+                             calibrated=served.calibration is not None)
+                except Exception as error:  # one broken model must not stop the others
+                    log.error("product_model_unloadable", role_id=role, roi_id=roi, error=str(error))
+        return products
+
+    def rois(self) -> dict[str, list[str]]:
+        """``{role: [roi, ...]}`` of the models loaded in memory (for ``/health``)."""
+        found: dict[str, list[str]] = {}
+        for role, roi in sorted(self._cache):
+            found.setdefault(role, []).append(roi)
+        return found
+
+    # -- reservations -------------------------------------------------------------------------
+    @contextmanager
+    def reserve(self, role_id: str, roi_id: str, action: str = "fit") -> Iterator[FitSlot]:
+        """Exclusive right to write a role/roi; a second writer gets 409 at once instead of waiting."""
+        key = check_ids(role_id, roi_id)
+        with self._busy_lock:
+            if key in self._busy:
+                raise Conflict(f"a fit or calibration of role_id={key[0]!r} roi_id={key[1]!r} is already "
+                               f"running; retry the {action} when it has finished")
+            self._busy.add(key)
+        try:
+            yield FitSlot(*key)
+        finally:
+            with self._busy_lock:
+                self._busy.discard(key)
+
+    # -- loading ------------------------------------------------------------------------------
+    def served(self, role_id: str, roi_id: str) -> ServedModel:
+        """The current version, from memory when already loaded (404 when there is none)."""
+        key = check_ids(role_id, roi_id)
+        version = self.models.current_version(*key)
+        if version is None:
+            raise NotFound(f"no model for role_id={key[0]!r} roi_id={key[1]!r}; teach one with POST /fit_ok")
+        cached = self._cache.get(key)
+        if cached is not None and cached.version == version:
+            return cached
+        with self._load_lock:
+            cached = self._cache.get(key)
+            if cached is None or cached.version != version:
+                cached = self._load(key, version, self._cache.get(key))
+                self._cache[key] = cached
+            return cached
+
+    def _load(self, key: tuple[str, str], version: str, previous: ServedModel | None) -> ServedModel:
+        folder = self.models.folder_of(*key, version)
+        try:
+            manifest = read_manifest(folder)
+            calibration_path = folder / CALIBRATION
+            calibration = json.loads(calibration_path.read_text("utf-8")) if calibration_path.is_file() else None
+            same_bank = previous is not None and previous.manifest.get("bank_version") == manifest.get("bank_version")
+            detector = previous.detector if same_bank else load_model(folder, extractor_provider=self._extractors).detector
+        except WeightsUnavailableError as error:
+            raise ServiceError(f"model {key[0]}/{key[1]} needs backbone weights that are not available: {error}",
+                               503) from None
+        except (ModelFormatError, OSError, ValueError) as error:
+            raise ServiceError(f"model {key[0]}/{key[1]} version {version} cannot be loaded: {error}", 500) from None
+        return ServedModel(version, detector, manifest, calibration, folder)
+
+    def _check_scale(self, served: ServedModel, mm_per_px: float) -> None:
+        if not (math.isfinite(mm_per_px) and mm_per_px > 0):
+            raise ServiceError(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}", 400)
+        model = float(served.manifest["mm_per_px"])
+        tolerance = self.settings.mm_per_px_tolerance
+        if abs(mm_per_px - model) > tolerance * model:
+            raise Conflict(f"mm_per_px={mm_per_px:g} differs from the model's {model:g} by more than "
+                           f"MM_PER_PX_TOLERANCE={tolerance:g} (relative); check the camera set-up or teach "
+                           "the model again at this scale")
+
+    # -- fit_ok -------------------------------------------------------------------------------
+    def fit_config(self) -> PatchCoreConfig:
+        s = self.settings
+        return PatchCoreConfig(backbone=s.patchcore_backbone, weights=s.anomalia_weights, img_size=PRODUCT_IMG_SIZE,
+                               coreset_ratio=s.patchcore_coreset_ratio, distance=s.patchcore_distance,
+                               batch_size=s.patchcore_batch_size, knn_k=s.knn_k, score_method=SCORE_PERCENTILE,
+                               holdout_fraction=0.0, safety_factor=s.calibration_safety_factor).validate()
+
+    def fit_ok(self, command: FitCommand, slot: FitSlot) -> dict:
+        """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``."""
+        started = time.perf_counter()
+        role, roi = check_ids(command.role_id, command.roi_id)
+        if slot != FitSlot(role, roi):
+            raise ValueError(f"fit_ok needs the reservation of {role}/{roi}; take it with Products.reserve")
+        if not (math.isfinite(command.mm_per_px) and command.mm_per_px > 0):
+            raise ServiceError(f"mm_per_px must be a finite number > 0; got {command.mm_per_px!r}", 400)
+        if len(command.images) < MIN_FIT_IMAGES:
+            raise ServiceError(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
+                               f"compute ok_scores); got {len(command.images)}", 400)
+        log.info("fit_ok_started", n_images=len(command.images), backbone=self.settings.patchcore_backbone)
+        shape = parse_shape_text(command.shape) if command.shape else None
+        images = decode_all(command.images, self.settings.max_image_pixels)
+        masks = [shape_mask_for(shape, image) for image in images]
+        timings = {"decode_s": round(time.perf_counter() - started, 3)}
+        detector, ok_scores, split = self._fit(images, masks, timings)
+        log.info("fit_ok_fitted", n_images=len(images), coreset_size=int(detector.memory_bank_.shape[0]),
+                 **timings)
+        saving = time.perf_counter()
+        served = self._save_fit(command, role, roi, detector, ok_scores, split, timings)
+        timings["save_s"] = round(time.perf_counter() - saving, 3)
+        timings["total_s"] = round(time.perf_counter() - started, 3)
+        log.info("fit_ok_done", model_version=served.version, **timings)
+        return {**self.summary(role, roi, served), "n_images": len(images), "n_train": len(split[0]),
+                "n_holdout": len(split[1]), "ok_scores": ok_scores,
+                "dataset_images": served.manifest["dataset_images"], "timings_s": timings}
+
+    def _fit(self, images: list[np.ndarray], masks: list, timings: dict) -> tuple[PatchCore, list[float], tuple]:
+        config = self.fit_config()
+        train, holdout = holdout_split(len(images), HOLDOUT_FRACTION, config.seed)
+        try:
+            detector = PatchCore(config, extractor=self._extractors(config))
+        except (WeightsUnavailableError, ValueError) as error:  # ValueError: ANOMALIA_WEIGHTS names no file
+            raise ServiceError(f"{error} (ANOMALIA_WEIGHTS={self.settings.anomalia_weights})", 503) from None
+        fitting = time.perf_counter()
+        detector.fit([images[i] for i in train])
+        timings["fit_s"] = round(time.perf_counter() - fitting, 3)
+        scoring = time.perf_counter()
+        ok_scores = [shape_score(image_heat(detector, images[i]), masks[i]) for i in holdout]
+        timings["holdout_s"] = round(time.perf_counter() - scoring, 3)
+        return detector, ok_scores, (train, holdout)
+
+    def _save_fit(self, command: FitCommand, role: str, roi: str, detector: PatchCore, ok_scores: list[float],
+                  split: tuple, timings: dict) -> ServedModel:
+        names = [image_name(data) for data in command.images]
+        with self.models.stage(role, roi) as (staging, version):
+            extra = {"role_id": role, "roi_id": roi, "mm_per_px": float(command.mm_per_px),
+                     "token_shape": token_shape(detector), "threshold": None, "area_mm2_thr": None,
+                     "calibrated": False, "bank_version": version, "operator_id": command.operator_id,
+                     "n_images": len(names), "n_train": len(split[0]), "n_holdout": len(split[1]),
+                     "holdout_scores": ok_scores, "dataset_images": sorted(set(names)),
+                     "fit_shape": json.loads(command.shape) if command.shape else None,
+                     "score": "p99 of the map (upsampled to the image) inside the shape", "fit_timings_s": timings}
+            manifest = write_model_files(detector, staging, model_version=version, extra=extra)
+            for data in command.images:
+                self.datasets.add(role, roi, "ok", data)
+            folder = self.models.commit(role, roi, staging, version)
+        served = ServedModel(version, detector, manifest, None, folder)
+        self._cache[(role, roi)] = served
+        return served
+
+    def summary(self, role: str, roi: str, served: ServedModel) -> dict:
+        m = served.manifest
+        return {"role_id": role, "roi_id": roi, "model_version": served.version, "token_shape": m["token_shape"],
+                "mm_per_px": m["mm_per_px"], "backbone": m["backbone"], "weights": m["weights"],
+                "img_size": m["img_size"], "n_embeddings": m["n_embeddings"], "coreset_size": m["coreset_size"],
+                "threshold": m["threshold"], "area_mm2_thr": m["area_mm2_thr"], "calibrated": bool(m["calibrated"])}
+
+    # -- calibrate_ng -------------------------------------------------------------------------
+    def calibrate_ng(self, command: CalibrateCommand) -> dict:
+        """Choose the threshold (seed 004 section 5) and publish it as a new version sharing the bank."""
+        role, roi = check_ids(command.role_id, command.roi_id)
+        with self.reserve(role, roi, "calibration"):
+            served = self.served(role, roi)
+            if command.model_version and command.model_version not in (served.version, served.manifest["bank_version"]):
+                raise Conflict(f"model_version {command.model_version} is not the current model of {role}/{roi} "
+                               f"({served.version}); fit again or calibrate with the current model's ok_scores")
+            self._check_scale(served, command.mm_per_px)
+            if not (math.isfinite(command.area_mm2_thr) and command.area_mm2_thr >= 0):
+                raise ServiceError(f"area_mm2_thr must be a finite number >= 0; got {command.area_mm2_thr!r}", 400)
+            try:
+                result = calibrate(command.ok_scores, command.ng_scores, score_percentile=command.score_percentile,
+                                   safety_factor=self.settings.calibration_safety_factor)
+            except ValueError as error:
+                raise ServiceError(str(error), 400) from None
+            if not result.threshold > 0:
+                raise ServiceError(f"the calibrated threshold must be > 0; got {result.threshold}", 400)
+            served = self._save_calibration(command, role, roi, served, result)
+        log.info("calibrated", model_version=served.version, threshold=result.threshold, method=result.method,
+                 overlap=result.overlap)
+        return {**self.summary(role, roi, served), "bank_version": served.manifest["bank_version"],
+                "statistics": served.calibration["statistics"], "overlap": result.overlap,
+                "warnings": list(result.warnings)}
+
+    def _save_calibration(self, command: CalibrateCommand, role: str, roi: str, served: ServedModel,
+                          result) -> ServedModel:
+        ok = np.asarray(command.ok_scores, dtype=np.float64)
+        ng = np.asarray(command.ng_scores or [], dtype=np.float64)
+        stats = {k: v for k, v in result.to_dict().items() if k not in ("threshold", "overlap", "warnings")}
+        stats.update(ok_mean=float(ok.mean()), ok_max=float(ok.max()), ng_min=float(ng.min()) if ng.size else None)
+        with self.models.stage(role, roi) as (staging, version):
+            self.models.derive(role, roi, served.folder, staging)
+            calibration = {"threshold": result.threshold, "area_mm2_thr": float(command.area_mm2_thr),
+                           "mm_per_px": served.manifest["mm_per_px"], "statistics": stats, "overlap": result.overlap,
+                           "warnings": list(result.warnings), "ok_scores": ok.tolist(), "ng_scores": ng.tolist(),
+                           "operator_id": command.operator_id, "created_at": _now(), "model_version": version,
+                           "bank_version": served.manifest["bank_version"]}
+            manifest = {**served.manifest, "model_version": version, "threshold": result.threshold,
+                        "area_mm2_thr": float(command.area_mm2_thr), "calibrated": True, "calibrated_at": _now(),
+                        "parent_version": served.version, "calibrated_by": command.operator_id}
+            write_json(staging / CALIBRATION, calibration)
+            write_json(staging / MANIFEST, manifest)
+            folder = self.models.commit(role, roi, staging, version)
+        updated = ServedModel(version, served.detector, manifest, calibration, folder)
+        self._cache[(role, roi)] = updated
+        return updated
+
+    # -- infer --------------------------------------------------------------------------------
+    def ready(self, role_id: str, roi_id: str, mm_per_px: float) -> ServedModel:
+        """The calibrated current model at this scale: 404, 428 or 409 otherwise."""
+        served = self.served(role_id, roi_id)
+        if served.calibration is None:
+            raise PreconditionRequired(f"model {role_id}/{roi_id} version {served.version} is not calibrated; "
+                                       "call POST /calibrate_ng with the ok_scores returned by /fit_ok")
+        self._check_scale(served, mm_per_px)
+        return served
+
+    def infer(self, command: InferCommand) -> dict:
+        """Score one ROI image inside ``shape``; verdict NG when score > threshold and a region >= area_mm2_thr."""
+        started = time.perf_counter()
+        role, roi = check_ids(command.role_id, command.roi_id)
+        served = self.ready(role, roi, command.mm_per_px)
+        shape = parse_shape_text(command.shape)
+        image = decode_image(command.image, max_pixels=self.settings.max_image_pixels)
+        mask = shape_mask_for(shape, image)
+        timings = {"decode_ms": _ms(started)}
+        step = time.perf_counter()
+        heat = image_heat(served.detector, image)
+        timings["model_ms"] = _ms(step)
+        step = time.perf_counter()
+        threshold, area_thr = float(served.calibration["threshold"]), float(served.calibration["area_mm2_thr"])
+        score = shape_score(heat, mask)
+        regions = find_regions(binarize(heat, threshold, mask), heat, area_min=0.0, mm_per_px=command.mm_per_px)
+        is_ng = bool(score > threshold and any(r.area_mm2 >= area_thr for r in regions))
+        heatmap = heatmap_png(heat, threshold)
+        timings["post_ms"] = _ms(step)
+        timings["total_ms"] = _ms(started)
+        log.info("infer", model_version=served.version, score=round(score, 5), verdict="NG" if is_ng else "OK",
+                 n_regions=len(regions), operator_id=command.operator_id, **timings)
+        return {"role_id": role, "roi_id": roi, "model_version": served.version,
+                "token_shape": served.manifest["token_shape"], "score": score, "threshold": threshold,
+                "area_mm2_thr": area_thr, "verdict": "NG" if is_ng else "OK", "is_ng": is_ng,
+                "regions": [r.to_dict() for r in regions], "heatmap_png_base64": heatmap,
+                "image_size": [int(image.shape[1]), int(image.shape[0])], "mm_per_px": command.mm_per_px,
+                "timings_ms": timings}

@@ -1,0 +1,100 @@
+"""Pydantic models of the seed-004 HTTP contract (``/fit_ok``, ``/calibrate_ng``, ``/infer``).
+
+Identifiers are plain strings here on purpose: the service checks them and answers
+400 (seed 004 section 7), where a pydantic pattern would answer 422.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CalibrateRequest(BaseModel):
+    """``POST /calibrate_ng`` body. ``model_version`` (optional) guards against calibrating a newer model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    role_id: str
+    roi_id: str
+    mm_per_px: float = Field(gt=0, allow_inf_nan=False)
+    ok_scores: list[float] = Field(min_length=1)
+    ng_scores: list[float] | None = None
+    score_percentile: float = Field(default=0.995, gt=0, le=1)
+    area_mm2_thr: float = Field(ge=0, allow_inf_nan=False)
+    operator_id: str | None = Field(default=None, max_length=128)
+    model_version: str | None = Field(default=None, max_length=128)
+
+
+class RegionOut(BaseModel):
+    polygon: list[list[int]]
+    bbox: list[int] = Field(description="[x, y, w, h] in image pixels")
+    area_px: float
+    area_mm2: float
+    max_score: float
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    role_id: str
+    roi_id: str
+    model_version: str
+    token_shape: list[int]
+    mm_per_px: float
+    backbone: str
+    weights: str
+    img_size: int
+    n_embeddings: int
+    coreset_size: int
+    threshold: float | None
+    area_mm2_thr: float | None
+    calibrated: bool
+
+
+class FitResponse(ModelSummary):
+    n_images: int
+    n_train: int
+    n_holdout: int
+    ok_scores: list[float] = Field(description="scores of the held-out OK images, as /infer computes them")
+    dataset_images: list[str]
+    timings_s: dict[str, float]
+
+
+class CalibrationStats(BaseModel):
+    method: str = Field(description="ok_ng_midpoint or ok_percentile")
+    n_ok: int
+    n_ng: int
+    ok_p99: float
+    ok_percentile_value: float
+    score_percentile: float
+    safety_factor: float
+    ng_p5: float | None
+    ok_mean: float
+    ok_max: float
+    ng_min: float | None
+
+
+class CalibrateResponse(ModelSummary):
+    bank_version: str
+    statistics: CalibrationStats
+    overlap: bool
+    warnings: list[str]
+
+
+class InferResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    role_id: str
+    roi_id: str
+    model_version: str
+    token_shape: list[int]
+    score: float = Field(description="99th percentile of the anomaly map inside the shape")
+    threshold: float
+    area_mm2_thr: float
+    verdict: str = Field(description="NG when score > threshold and a region has area_mm2 >= area_mm2_thr")
+    is_ng: bool
+    regions: list[RegionOut]
+    heatmap_png_base64: str
+    image_size: list[int] = Field(description="[width, height] of the uploaded image (the ROI)")
+    mm_per_px: float
+    timings_ms: dict[str, float]

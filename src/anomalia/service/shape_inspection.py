@@ -1,0 +1,78 @@
+"""Inspecting one ROI image inside a ``shape`` (seed 004 pipeline steps 2-7), shared by fit and infer.
+
+``/fit_ok`` scores its held-out images with exactly these functions, so the
+``ok_scores`` it returns are on the same scale as ``/infer``'s ``score``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from anomalia.core.detector import PatchCore
+from anomalia.core.image import ImageDecodeError, ImageTooLargeError, decode_image
+from anomalia.core.roi_mask import Shape, check_inside, parse_shape, shape_mask
+from anomalia.core.scoring import image_score
+from anomalia.service.errors import ServiceError
+from anomalia.viz.overlays import heat_to_u8, png_base64
+
+SCORE_PERCENTILE = "p99"
+
+
+def parse_shape_text(text: str) -> Shape:
+    try:
+        return parse_shape(json.loads(text))
+    except json.JSONDecodeError as error:
+        raise ServiceError(f"shape must be a JSON object such as {{\"kind\":\"rect\",\"x\":0,\"y\":0,\"w\":10,"
+                           f"\"h\":10}}; it is not valid JSON ({error.msg})", 400) from None
+    except ValueError as error:
+        raise ServiceError(f"shape: {error}", 400) from None
+
+
+def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
+    """Bool ``(H, W)`` mask of ``shape`` on ``image``; 400 when the shape leaves the image."""
+    if shape is None:
+        return None
+    height, width = image.shape[:2]
+    try:
+        check_inside(shape, height, width)
+        return shape_mask(shape, height, width)
+    except ValueError as error:
+        raise ServiceError(f"shape: {error}", 400) from None
+
+
+def image_heat(detector: PatchCore, image: np.ndarray) -> np.ndarray:
+    """The anomaly map upsampled to the image's own size ``(H, W)`` (seed 004 pipeline step 4)."""
+    heat = detector.anomaly_maps([image])[0]
+    return cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def shape_score(heat: np.ndarray, mask: np.ndarray | None) -> float:
+    """Seed 004 step 6: the 99th percentile of the map inside the shape."""
+    return image_score(heat, mask, SCORE_PERCENTILE)
+
+
+def heatmap_png(heat: np.ndarray, threshold: float) -> str:
+    """JET colour map, base64 PNG; absolute scale: 0 is blue, the threshold mid-scale, 2x threshold red."""
+    colours = cv2.applyColorMap(heat_to_u8(heat / (2.0 * threshold)), cv2.COLORMAP_JET)
+    return png_base64(colours)
+
+
+def token_shape(detector: PatchCore) -> list[int]:
+    rows, cols = detector._extractor().output_grid(detector.config.img_size)
+    stride = detector.config.stride
+    return [-(-rows // stride), -(-cols // stride)]
+
+
+def decode_all(images: Sequence[bytes], max_pixels: int) -> list[np.ndarray]:
+    """Decode every upload first, so one bad image rejects the request before anything is written."""
+    decoded = []
+    for index, data in enumerate(images):
+        try:
+            decoded.append(decode_image(data, max_pixels=max_pixels))
+        except (ImageDecodeError, ImageTooLargeError) as error:
+            raise type(error)(f"images[{index}]: {error}") from None
+    return decoded

@@ -1,0 +1,71 @@
+"""Uploaded teaching images kept per role/roi: ``datasets/<role>/<roi>/ok|ng/`` (seed 004 section 3).
+
+Files are named by the server from their content (``<sha256 prefix>.<format>``), never
+from the client's file name: the same image uploaded twice is stored once, and a
+name can never escape its folder. Each file is written to a temporary name and
+renamed, so a half-written image is never listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from anomalia.store.model_store import check_identifier
+
+LABELS = ("ok", "ng")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"BM", ".bmp"),
+          (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
+NAME_HEX = 24
+
+
+def image_suffix(data: bytes) -> str:
+    """File suffix from the bytes' signature; ``.img`` for other formats OpenCV decodes."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), ".img")
+
+
+def image_name(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:NAME_HEX] + image_suffix(data)
+
+
+class DatasetStore:
+    """The ``datasets/`` tree: add and list images of one role/roi and label."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, role: str, roi: str, label: str) -> Path:
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}; got {label!r}")
+        return self.root / check_identifier("role_id", role) / check_identifier("roi_id", roi) / label
+
+    def add(self, role: str, roi: str, label: str, data: bytes) -> str:
+        """Store one image (already validated by decoding) and return its server-generated name."""
+        folder = self.folder(role, roi, label)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = image_name(data)
+        target = folder / name
+        if target.exists():
+            return name
+        temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        return name
+
+    def names(self, role: str, roi: str, label: str) -> list[str]:
+        folder = self.folder(role, roi, label)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def path(self, role: str, roi: str, label: str, name: str) -> Path:
+        if Path(name).name != name or name.startswith("."):
+            raise ValueError(f"not a dataset image name: {name!r}")
+        return self.folder(role, roi, label) / name

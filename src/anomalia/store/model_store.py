@@ -1,0 +1,202 @@
+"""Versioned model folders per product role and region (seed 004 section 3).
+
+Layout under ``<BACKEND_DATA_ROOT>/models``::
+
+    <role>/<roi>                      -> symlink to .versions/<roi>/<model_version>
+    <role>/.versions/<roi>/<version>/ embeddings.npy  coreset.faiss  manifest.json  [calibration.json]
+    <role>/.versions/<roi>/.staging-<version>-<pid>/   a version being written (never loaded)
+
+``models/<role>/<roi>/`` shows the seed's four files because it is a symlink to the
+current version. A version is written in a staging folder, renamed into
+``.versions`` and then the symlink is swapped with ``rename(2)``, which is atomic:
+readers see the old version or the new one, never a mix. Versions are immutable
+(files are made read-only); calibrating derives a new version that hard-links the
+unchanged bank files. A process killed half-way leaves at most a staging folder,
+which nothing loads and :meth:`ModelStore.clean_stale` removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from anomalia.store.manifest import EMBEDDINGS, INDEX, MANIFEST, new_model_version
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+VERSIONS = ".versions"
+STAGING_PREFIX = ".staging-"
+CALIBRATION = "calibration.json"
+BANK_FILES = (EMBEDDINGS, INDEX)
+
+
+class InvalidIdentifier(ValueError):
+    """A role or roi id that is not ``[A-Za-z0-9_-]{1,64}`` (so never a path)."""
+
+
+def check_identifier(kind: str, value: object) -> str:
+    """Return ``value`` when it is a safe identifier; raise before anything touches the disk."""
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise InvalidIdentifier(f"{kind} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'; got {value!r}")
+    return value
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush every file and the folder itself, so a rename publishes complete data."""
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _make_read_only(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+def _plain_version(folder: Path) -> str | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(manifest.get("model_version") or folder.name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ModelStore:
+    """The ``models/`` tree: find, stage, commit and derive immutable versions."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- paths ----------------------------------------------------------------------------
+    def link(self, role: str, roi: str) -> Path:
+        """``models/<role>/<roi>``: the symlink to the current version."""
+        return self.root / check_identifier("role_id", role) / check_identifier("roi_id", roi)
+
+    def versions_dir(self, role: str, roi: str) -> Path:
+        return self.root / check_identifier("role_id", role) / VERSIONS / check_identifier("roi_id", roi)
+
+    def version_folder(self, role: str, roi: str, version: str) -> Path:
+        return self.versions_dir(role, roi) / version
+
+    # -- reading --------------------------------------------------------------------------
+    def current_version(self, role: str, roi: str) -> str | None:
+        """Name of the current version, or None when the role/roi has no model."""
+        link = self.link(role, roi)
+        try:
+            target = os.readlink(link)
+        except FileNotFoundError:
+            return None
+        except OSError:  # a plain folder placed by hand: served as is, adopted on the next commit
+            return _plain_version(link)
+        return Path(target).name
+
+    def folder_of(self, role: str, roi: str, version: str) -> Path:
+        """The folder of a version found by :meth:`current_version` (immutable, so safe to read at leisure)."""
+        folder = self.version_folder(role, roi, version)
+        return folder if folder.is_dir() else self.link(role, roi)
+
+    def versions(self, role: str, roi: str) -> list[str]:
+        """Every committed version, oldest first (names sort by creation time)."""
+        folder = self.versions_dir(role, roi)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def list_current(self) -> dict[str, list[str]]:
+        """``{role: [roi, ...]}`` for every role/roi with a current version."""
+        found: dict[str, list[str]] = {}
+        if not self.root.is_dir():
+            return found
+        for role_dir in sorted(self.root.iterdir()):
+            if not role_dir.is_dir() or not IDENTIFIER.fullmatch(role_dir.name):
+                continue
+            rois = sorted(p.name for p in role_dir.iterdir()
+                          if IDENTIFIER.fullmatch(p.name) and (p / MANIFEST).is_file())
+            if rois:
+                found[role_dir.name] = rois
+        return found
+
+    # -- writing --------------------------------------------------------------------------
+    @contextmanager
+    def stage(self, role: str, roi: str, version: str | None = None) -> Iterator[tuple[Path, str]]:
+        """Yield ``(staging folder, version)``; on any error (or kill) it is never loaded and is removed."""
+        version = version or new_model_version()
+        parent = self.versions_dir(role, roi)
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f"{STAGING_PREFIX}{version}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            yield staging, version
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def commit(self, role: str, roi: str, staging: Path, version: str) -> Path:
+        """Publish a fully written staging folder as ``version`` and make it current, atomically."""
+        _fsync_folder(staging)
+        _make_read_only(staging)
+        final = self.version_folder(role, roi, version)
+        os.rename(staging, final)
+        self._switch(role, roi, version)
+        return final
+
+    def _switch(self, role: str, roi: str, version: str) -> None:
+        link = self.link(role, roi)
+        if link.is_dir() and not link.is_symlink():
+            self._adopt(role, roi, link)
+        temporary = link.with_name(f".{roi}.link-{secrets.token_hex(4)}")
+        os.symlink(Path(VERSIONS) / roi / version, temporary)
+        os.replace(temporary, link)
+        _fsync_dir(link.parent)
+
+    def _adopt(self, role: str, roi: str, folder: Path) -> None:
+        """Move a hand-placed plain model folder into the history so a symlink can replace it."""
+        os.rename(folder, self.version_folder(role, roi, f"adopted-{new_model_version()}"))
+
+    def derive(self, role: str, roi: str, base: Path, staging: Path) -> None:
+        """Hard-link the bank files of ``base`` into ``staging`` (copy where links are impossible)."""
+        for name in BANK_FILES:
+            try:
+                os.link(base / name, staging / name)
+            except OSError:
+                shutil.copy2(base / name, staging / name)
+
+    def clean_stale(self) -> list[Path]:
+        """Remove staging folders (and stray link temporaries) left by processes that no longer run."""
+        removed: list[Path] = []
+        for staging in self.root.glob(f"*/{VERSIONS}/*/{STAGING_PREFIX}*"):
+            pid = staging.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or not _pid_alive(int(pid)) or int(pid) == os.getpid():
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+        for temporary in self.root.glob("*/.*.link-*"):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+        return removed
