@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import timm
 import torch
+import torch.nn.functional as F
 
 from anomalia.core.features.base import (
     FeatureExtractor,
@@ -26,8 +27,11 @@ class DinoV2Patches(FeatureExtractor):
         self.vit = vit
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
         h, w = images.shape[-2] // 14, images.shape[-1] // 14
+        if (h * 14, w * 14) != tuple(images.shape[-2:]):
+            # 14-px patches must tile the input: resize to the grid ``output_grid`` promises (256 → 252).
+            images = F.interpolate(images, size=(h * 14, w * 14), mode="bilinear", align_corners=False)
+        tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
         return tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous()
 
 

@@ -1,0 +1,128 @@
+"""Decoding uploads (seed 000 section 5 step 1) and turning them into backbone input."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from anomalia.core.image import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    declared_size,
+    decode_image,
+    to_model_input,
+)
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    return data.tobytes()
+
+
+def _colour_image() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk declaring ``width`` × ``height`` RGB, and no pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_bgr_png_decodes_to_the_same_pixels():
+    image = _colour_image()
+    decoded = decode_image(_png(image))
+    assert decoded.dtype == np.uint8 and decoded.shape == (20, 30, 3)
+    np.testing.assert_array_equal(decoded, image)
+
+
+def test_bgra_drops_alpha_and_keeps_colour():
+    image = _colour_image()
+    alpha = np.full((20, 30, 1), 7, dtype=np.uint8)
+    decoded = decode_image(_png(np.concatenate([image, alpha], axis=2)))
+    assert decoded.shape == (20, 30, 3)
+    np.testing.assert_array_equal(decoded, image)
+
+
+def test_gray_is_replicated_into_three_channels():
+    gray = _colour_image()[:, :, 0]
+    decoded = decode_image(_png(gray))
+    assert decoded.shape == (20, 30, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(decoded[:, :, channel], gray)
+
+
+def test_sixteen_bit_png_is_scaled_to_eight_bits():
+    values = np.array([[0, 257, 65535], [32896, 1000, 12850]], dtype=np.uint16)
+    decoded = decode_image(_png(values))
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded[:, :, 0], [[0, 1, 255], [128, 4, 50]])
+
+
+def test_jpeg_decodes():
+    ok, data = cv2.imencode(".jpg", np.full((16, 24, 3), 120, dtype=np.uint8))
+    assert ok
+    decoded = decode_image(data.tobytes())
+    assert decoded.shape == (16, 24, 3)
+    assert abs(int(decoded.mean()) - 120) <= 2
+
+
+def test_empty_bytes_are_refused_with_the_seed_message():
+    with pytest.raises(ImageDecodeError, match=r"^Archivo vacío\.$"):
+        decode_image(b"")
+
+
+@pytest.mark.parametrize("garbage", [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, bytes(range(256))])
+def test_garbage_is_refused_with_the_seed_message(garbage):
+    with pytest.raises(ImageDecodeError, match=r"^No se pudo decodificar la imagen\.$"):
+        decode_image(garbage)
+
+
+def test_header_pixel_limit_refuses_a_declared_giant_before_decoding():
+    """The file only declares 100 000² pixels: a decoder would fail on it, so the size error
+    proves the header was checked first, without allocating anything."""
+    bomb = _png_header_only(100_000, 100_000)
+    assert len(bomb) < 64
+    assert declared_size(bomb) == (100_000, 100_000)
+    with pytest.raises(ImageTooLargeError, match="100000x100000"):
+        decode_image(bomb, max_pixels=50_000_000)
+    with pytest.raises(ImageDecodeError):
+        decode_image(bomb)  # without a limit it is simply not decodable
+
+
+def test_pixel_limit_is_inclusive():
+    data = _png(_colour_image())  # 30 × 20 = 600 pixels
+    assert decode_image(data, max_pixels=600).shape == (20, 30, 3)
+    with pytest.raises(ImageTooLargeError):
+        decode_image(data, max_pixels=599)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".bmp"])
+def test_declared_size_reads_other_headers(extension):
+    ok, data = cv2.imencode(extension, np.zeros((17, 41, 3), dtype=np.uint8))
+    assert ok
+    assert declared_size(data.tobytes()) == (41, 17)
+
+
+def test_model_input_gray_mode_replicates_and_unit_keeps_zero_to_one():
+    image = _colour_image()
+    batch = to_model_input([image], 32, "gray", "unit")
+    assert tuple(batch.shape) == (1, 3, 32, 32)
+    array = batch.numpy()
+    assert 0.0 <= array.min() and array.max() <= 1.0
+    np.testing.assert_array_equal(array[0, 0], array[0, 1])
+    np.testing.assert_array_equal(array[0, 0], array[0, 2])
+
+
+def test_model_input_rgb_mode_is_rgb_ordered_and_imagenet_normalised():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    image[:, :, 2] = 255  # pure red in BGR
+    array = to_model_input([image], 8, "rgb", "imagenet").numpy()[0]
+    np.testing.assert_allclose(array[:, 0, 0], [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], rtol=1e-5)

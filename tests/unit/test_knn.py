@@ -1,0 +1,135 @@
+"""Contract suite every kNN index kind must pass, plus recall of the approximate ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomalia.core.knn import NearestNeighbours, available_indexes, recall_at_k
+
+KINDS = available_indexes()
+APPROXIMATE = [kind for kind in KINDS if kind != "exact"]
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def structured_bank(n: int, *, dim: int = 384, clusters: int = 64, rank: int = 16, seed: int = 0) -> np.ndarray:
+    """L2-normalised rows on ``clusters`` low-rank blobs: shaped like patch embeddings, not like
+    uniform noise (on which no index, exact or not, has meaningful neighbours)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    basis = (rng.standard_normal((rank, dim)) / np.sqrt(rank)).astype(np.float32)
+    x = centres[rng.integers(clusters, size=n)] + 0.8 * rng.standard_normal((n, rank)).astype(np.float32) @ basis
+    x += 0.05 * rng.standard_normal((n, dim)).astype(np.float32)
+    return unit_rows(x)
+
+
+def brute_force_sorted(bank: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``(Q, N)`` Euclidean distances, each row ascending, in float64."""
+    diff = queries.astype(np.float64)[:, None, :] - bank.astype(np.float64)[None, :, :]
+    return np.sort(np.sqrt((diff**2).sum(-1)), axis=1)
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = structured_bank(700, dim=32, clusters=8, rank=4, seed=3)
+    return data[:600], data[600:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("k", [1, 3, 9])
+def test_mean_distance_matches_brute_force(kind, k, small):
+    bank, queries = small
+    got = NearestNeighbours.build(bank, kind=kind).mean_distance(queries, k)
+    expected = brute_force_sorted(bank, queries)[:, :k].mean(1)
+    assert got.shape == (len(queries),)
+    # An approximate index may miss a neighbour, never find a closer one than exists.
+    assert np.all(got >= expected - 1e-4)
+    close = np.isclose(got, expected, atol=1e-4)
+    assert close.mean() >= (1.0 if kind == "exact" else 0.95), f"{kind}: {close.mean():.3f} of queries exact"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cosine_is_half_the_squared_l2_and_matches_one_minus_cos(kind, small):
+    bank, queries = small
+    k = 4
+    cosine = NearestNeighbours.build(bank, kind=kind, distance="cosine").mean_distance(queries, k)
+    l2 = NearestNeighbours.build(bank, kind=kind, distance="l2")
+    nearest = brute_force_sorted(bank, queries)[:, :k]
+    one_minus_cos = np.sort(1.0 - queries.astype(np.float64) @ bank.T.astype(np.float64), axis=1)[:, :k].mean(1)
+    ok = np.isclose(cosine, one_minus_cos, atol=1e-4)
+    assert ok.mean() >= (1.0 if kind == "exact" else 0.95)
+    np.testing.assert_allclose((nearest**2 / 2).mean(1)[ok], one_minus_cos[ok], atol=1e-6)
+    # Same neighbours, different scale: cosine(d) = d²/2 with d < √2 means cosine < l2 here.
+    assert np.all(cosine < l2.mean_distance(queries, k))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_serialisation_round_trip_gives_identical_results(kind, small):
+    bank, queries = small
+    original = NearestNeighbours.build(bank, kind=kind, distance="cosine")
+    data = original.to_bytes()
+    assert isinstance(data, bytes) and len(data) > bank.nbytes // 2
+    restored = NearestNeighbours.from_bytes(data, "cosine")
+    assert restored.size == original.size == len(bank)
+    np.testing.assert_array_equal(restored.mean_distance(queries, 3), original.mean_distance(queries, 3))
+    np.testing.assert_array_equal(restored.neighbours(queries, 3), original.neighbours(queries, 3))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_k_outside_one_to_bank_size_is_refused(kind):
+    bank = structured_bank(50, dim=16, clusters=2, rank=2)
+    index = NearestNeighbours.build(bank, kind=kind)
+    assert index.mean_distance(bank[:2], 50).shape == (2,)
+    for k in (0, 51):
+        with pytest.raises(ValueError, match="bank size"):
+            index.mean_distance(bank[:2], k)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_build_is_deterministic_for_a_seed(kind, small):
+    bank, queries = small
+    first = NearestNeighbours.build(bank, kind=kind, seed=5).neighbours(queries, 3)
+    second = NearestNeighbours.build(bank, kind=kind, seed=5).neighbours(queries, 3)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_kind_and_distance_list_the_valid_ones(small):
+    bank, _ = small
+    with pytest.raises(ValueError) as error:
+        NearestNeighbours.build(bank, kind="annoy")
+    assert all(kind in str(error.value) for kind in KINDS)
+    with pytest.raises(ValueError, match="l2, cosine"):
+        NearestNeighbours.build(bank, distance="manhattan")
+
+
+def test_the_registry_has_exact_and_an_approximate_kind():
+    assert "exact" in KINDS and {"hnsw", "ivf"} <= set(KINDS)
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    """A 20 000 × 384 bank (a coreset of ~200 images at 256 px) and 500 unseen queries."""
+    data = structured_bank(20_500, seed=11)
+    bank, queries = data[:20_000], data[20_000:]
+    exact_ids = NearestNeighbours.build(bank).neighbours(queries, 3)
+    return bank, queries, exact_ids
+
+
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_recall_at_k_is_at_least_095(kind, realistic):
+    bank, queries, exact_ids = realistic
+    index = NearestNeighbours.build(bank, kind=kind, seed=0)
+    recall = recall_at_k(exact_ids, index.neighbours(queries, 3))
+    assert recall >= 0.95, f"{kind} recall@3 = {recall:.3f}"
+    # The mean-distance patch score it feeds is unchanged for (almost) every query.
+    exact_scores = NearestNeighbours.build(bank).mean_distance(queries, 3)
+    assert np.isclose(index.mean_distance(queries, 3), exact_scores, atol=1e-4).mean() >= 0.95
+
+
+def test_recall_at_k_counts_shared_ids():
+    exact = np.array([[1, 2, 3], [4, 5, 6]])
+    assert recall_at_k(exact, exact) == 1.0
+    assert recall_at_k(exact, np.array([[3, 2, 9], [7, 8, 9]])) == pytest.approx(2 / 6)
