@@ -1,0 +1,203 @@
+"""Seed 004 against a real ``anomalia serve`` process: teach → calibrate → inspect, restarts, fits and kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import pytest
+
+from anomalia.synthetic import defect_image, good_image
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "e2e-key"
+MM = 0.1
+RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
+ANOMALIA = Path(sys.executable).with_name("anomalia")
+
+
+def png(image) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """One ``anomalia serve`` subprocess on a free loopback port; its log goes to a file."""
+
+    def __init__(self, root: Path, artifacts: Path):
+        self.root, self.log = root, root / "server.log"
+        self.env = {**os.environ, "ARTIFACTS_DIR": str(artifacts), "STATIC_DIR": str(root / "static"),
+                    "BACKEND_DATA_ROOT": str(root / "data"), "PATCHCORE_BACKBONE": "resnet18",
+                    "ANOMALIA_WEIGHTS": "random", "BACKEND_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1",
+                    "LOG_LEVEL": "INFO", "MAX_UPLOAD_MB": "100"}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([str(ANOMALIA), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("server did not start:\n" + self.log.read_text()[-3000:])
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": API_KEY}, timeout=300)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(60)
+
+    def wait_for_log(self, event: str, after: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if f'"event": "{event}"' in self.log.read_text()[after:]:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no {event} in the server log")
+
+
+def fit(client: httpx.Client, roi: str, seeds) -> httpx.Response:
+    files = [("images", (f"{seed}.png", png(good_image(seed)), "image/png")) for seed in seeds]
+    return client.post("/fit_ok", data={"role_id": "carcasa", "roi_id": roi, "mm_per_px": str(MM)}, files=files)
+
+
+def infer(client: httpx.Client, roi: str, image) -> httpx.Response:
+    return client.post("/infer", data={"role_id": "carcasa", "roi_id": roi, "mm_per_px": str(MM), "shape": RECT},
+                       files={"image": ("roi.png", png(image), "image/png")})
+
+
+def calibrate(client: httpx.Client, roi: str, ok_scores) -> httpx.Response:
+    return client.post("/calibrate_ng", json={"role_id": "carcasa", "roi_id": roi, "mm_per_px": MM,
+                                              "ok_scores": ok_scores, "area_mm2_thr": 2.0})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, single_model_dir):
+    running = Server(tmp_path_factory.mktemp("server"), single_model_dir).start()
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def taught(server) -> str:
+    """``carcasa/tornillo`` fitted and calibrated; returns the calibrated model_version."""
+    with server.client() as client:
+        fitted = fit(client, "tornillo", range(12))
+        assert fitted.status_code == 200, fitted.text
+        calibrated = calibrate(client, "tornillo", fitted.json()["ok_scores"])
+        assert calibrated.status_code == 200, calibrated.text
+    return calibrated.json()["model_version"]
+
+
+def test_teach_calibrate_inspect_over_http(server, taught):
+    with server.client() as client:
+        bad = infer(client, "tornillo", defect_image(41, kind="patch")[0])
+        good = client.post("/infer", headers={"X-Request-ID": "line-7-part-42"},
+                           data={"role_id": "carcasa", "roi_id": "tornillo", "mm_per_px": str(MM), "shape": RECT},
+                           files={"image": ("roi.png", png(good_image(300)), "image/png")})
+        health = client.get("/health").json()
+    assert bad.status_code == 200 and bad.json()["verdict"] == "NG" and bad.json()["model_version"] == taught
+    assert bad.json()["regions"][0]["area_mm2"] >= 2.0
+    assert good.json()["verdict"] == "OK" and good.headers["X-Request-ID"] == "line-7-part-42"
+    assert health["rois"] == {"carcasa": ["tornillo"]} and health["roles_loaded"] == ["carcasa"]
+    assert httpx.post(f"{server.url}/infer", data={}).status_code == 401
+
+
+def test_inspections_are_answered_while_a_fit_runs(server, taught):
+    results: dict = {}
+    mark = len(server.log.read_text())
+    with server.client() as client:
+        worker = threading.Thread(target=lambda: results.update(fit=fit(client, "tornillo", range(100, 132))))
+        worker.start()
+        server.wait_for_log("fit_ok_started", mark)
+        answered_during_fit = 0
+        while worker.is_alive():
+            response = infer(client, "tornillo", good_image(301))
+            if worker.is_alive():
+                assert response.status_code == 200 and response.json()["model_version"] == taught
+                answered_during_fit += 1
+            time.sleep(0.1)
+        worker.join()
+        new = results["fit"]
+        assert new.status_code == 200, new.text
+        assert answered_during_fit >= 2
+        assert infer(client, "tornillo", good_image(301)).status_code == 428
+        assert calibrate(client, "tornillo", new.json()["ok_scores"]).status_code == 200
+
+
+def test_a_second_fit_of_the_same_roi_is_409(server, taught):
+    results: dict = {}
+    mark = len(server.log.read_text())
+    with server.client() as client:
+        worker = threading.Thread(target=lambda: results.update(fit=fit(client, "arandela", range(200, 220))))
+        worker.start()
+        server.wait_for_log("fit_ok_started", mark)
+        second = fit(client, "arandela", range(2))
+        worker.join()
+    assert second.status_code == 409 and "already running" in second.json()["detail"]
+    assert results["fit"].status_code == 200
+
+
+def test_a_restart_keeps_serving_the_current_version(server, taught):
+    with server.client() as client:
+        before = infer(client, "tornillo", defect_image(42, kind="blob")[0]).json()
+    server.stop()
+    server.start()
+    with server.client() as client:
+        after = infer(client, "tornillo", defect_image(42, kind="blob")[0])
+        assert client.get("/health").json()["rois"]["carcasa"] == ["arandela", "tornillo"]
+    assert after.status_code == 200
+    assert after.json()["model_version"] == before["model_version"]
+    assert after.json()["score"] == pytest.approx(before["score"], rel=1e-5)
+
+
+def test_a_killed_fit_leaves_the_previous_version_serving(server, taught):
+    versions = server.root / "data/models/carcasa/.versions/tornillo"
+    with server.client() as client:
+        before = infer(client, "tornillo", good_image(302)).json()["model_version"]
+    kept = sorted(os.listdir(versions))
+    mark = len(server.log.read_text())
+    client = server.client()
+    threading.Thread(target=lambda: _ignore_errors(lambda: fit(client, "tornillo", range(400, 440))),
+                     daemon=True).start()
+    server.wait_for_log("fit_ok_started", mark)
+    time.sleep(0.5)
+    server.stop(signal.SIGKILL)
+    client.close()
+    assert (server.root / "data/models/carcasa/tornillo").resolve().name == before
+    server.start()
+    with server.client() as client:
+        response = infer(client, "tornillo", good_image(302))
+    assert response.status_code == 200 and response.json()["model_version"] == before
+    assert sorted(os.listdir(versions)) == kept  # no staging folder left, no new version
+
+
+def _ignore_errors(call) -> None:
+    try:
+        call()
+    except httpx.HTTPError:
+        pass
