@@ -136,17 +136,26 @@ class TestRejectedRequestsChangeNothing:
         assert fit(client, "r", "new", OK_IMAGES[:2], mm="nan").status_code == 422
 
 
+@pytest.mark.usefixtures("client")  # r/ready must exist
 def test_oversized_images_and_uploads_are_413(settings, root, single_model_dir):
     limited = product_settings(root, single_model_dir, max_image_pixels=100 * 100, max_upload_mb=0.3)
     with client_for(limited) as small:
         before = snapshot(settings.backend_data_root)
         pixels = infer(small, "r", "ready", good_image(1))
         assert pixels.status_code == 413 and "exceeds" in _detail(pixels)
-        body = fit(small, "r", "big", OK_IMAGES)
-        assert body.status_code == 413 and "MAX_UPLOAD_MB" in _detail(body)
         assert snapshot(settings.backend_data_root) == before
+    per_image = product_settings(root, single_model_dir, max_upload_mb=0.01)
+    with client_for(per_image) as small:
+        body = fit(small, "r", "big", OK_IMAGES)
+        assert body.status_code == 413 and "MAX_UPLOAD_MB" in _detail(body) and "per image" in _detail(body)
+    whole = product_settings(root, single_model_dir, max_fit_upload_mb=0.3)
+    with client_for(whole) as small:
+        body = fit(small, "r", "big", OK_IMAGES)
+        assert body.status_code == 413 and "MAX_FIT_UPLOAD_MB" in _detail(body)
+    assert snapshot(settings.backend_data_root) == before
 
 
+@pytest.mark.usefixtures("client")  # r/ready must exist
 def test_api_key_is_required_except_for_health(root, single_model_dir, settings):
     keyed = product_settings(root, single_model_dir, backend_api_key="s3cret")
     with client_for(keyed) as guarded:

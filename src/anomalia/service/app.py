@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"])
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
+                       path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB")})
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(teach.router)

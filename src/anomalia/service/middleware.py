@@ -47,19 +47,25 @@ def _finish(request: Request, response, request_id: str, started: float):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by header or while streaming, before parsing."""
+    """Refuse request bodies over the limit with 413, by header or while streaming, before parsing.
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    ``max_bytes`` applies to every path except those in ``path_limits`` (``/fit_ok`` carries many
+    images in one request, so it gets its own, larger limit).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, variable = self.path_limits.get(scope.get("path", ""), (self.max_bytes, "MAX_UPLOAD_MB"))
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit, variable)
             return
         received = 0
 
@@ -68,18 +74,19 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge()
             return message
 
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit, variable)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        megabytes = self.max_bytes / (1024 * 1024)
-        response = JSONResponse({"detail": f"upload exceeds MAX_UPLOAD_MB ({megabytes:g} MB)"}, status_code=413)
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int, variable: str) -> None:
+        megabytes = limit / (1024 * 1024)
+        response = JSONResponse({"detail": f"upload exceeds {variable} ({megabytes:g} MB)"}, status_code=413)
         await response(scope, receive, send)
 
 

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     roi_path: Path | None = None
     # production limits
     max_upload_mb: float = Field(default=20.0, gt=0)
+    max_fit_upload_mb: float = Field(default=512.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     overlay_retention: str = "1000"
@@ -111,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_fit_upload_bytes(self) -> int:
+        return int(self.max_fit_upload_mb * 1024 * 1024)
 
     def retention(self) -> tuple[int | None, float | None]:
         """``(max_files, max_age_seconds)``: exactly one is set."""

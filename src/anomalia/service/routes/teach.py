@@ -39,8 +39,14 @@ async def fit_ok(
     uploads = [*(images or []), *(images_brackets or [])]
     if not uploads:
         raise ServiceError("field required: images (one multipart part per OK image)", 422)
+    limit = runtime.settings.max_upload_bytes
+    images_data = [await upload.read() for upload in uploads]
+    for upload, data in zip(uploads, images_data):
+        if len(data) > limit:
+            raise ServiceError(f"image {upload.filename!r} exceeds MAX_UPLOAD_MB "
+                               f"({runtime.settings.max_upload_mb:g} MB per image)", 413)
     command = FitCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px,
-                         images=[await upload.read() for upload in uploads], operator_id=operator_id, shape=shape)
+                         images=images_data, operator_id=operator_id, shape=shape)
     with runtime.products.reserve(role_id, roi_id, "fit") as slot:
         result = await runtime.fit(runtime.products.fit_ok, command, slot)
     return FitResponse(**result)
