@@ -186,5 +186,5 @@ def test_demo_builds_a_model_on_a_fresh_machine(tmp_path):
     assert (artifacts / "manifest.json").is_file() and health["weights"] == "random"
     assert verdicts == {"defect_blob.png": True, "defect_patch.png": True, "defect_scratch.png": True,
                         "good_0.png": False, "good_1.png": False}
-    assert page.status_code == 200 and "<form" in page.text
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "DEMO MODEL" in server.log.read_text()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import structlog
 import uvicorn
 
@@ -26,8 +24,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
     """
     settings = load_settings()
     configure_logging(settings.log_level)
-    # OpenCV's own decode limit also covers formats whose header we do not parse.
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(settings.max_image_pixels))
     if demo and model_kind(settings.artifacts_dir) is None:
         build_demo_model(settings)
     app = create_app(settings)
