@@ -30,8 +30,9 @@ browser:
 test: venv browser
 	$(PY) -m pytest -q
 
+BENCH_ARGS ?= --repeats 3 --large --accuracy
 bench: venv
-	$(PY) -m anomalia.bench
+	$(PY) -m anomalia.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -2,7 +2,10 @@
 
 Mirrors the peer measurement (anomalib PatchCore, resnet18 layer2+3, 256 px, 10 % coreset,
 100 training images, 2 threads). Weights are seeded random: timing does not depend on them.
-Run: ``python -m anomalia.bench [--repeats 3] [--large] [--json out.json]``.
+``--accuracy`` also checks that the speed-ups cost no accuracy: the streamed chunked coreset
+against one global greedy pass (anomalib's way), and approximate kNN against exact, on a
+synthetic MVTec-layout set.
+Run: ``python -m anomalia.bench [--repeats 3] [--large] [--accuracy] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import multiprocessing
 import resource
 import statistics
 import sys
+import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,7 +30,9 @@ from anomalia.core.image import decode_image, to_model_input
 from anomalia.core.knn import NearestNeighbours, recall_at_k
 from anomalia.core.memory_bank import patch_embeddings
 from anomalia.core.scoring import anomaly_map, image_score, normalise
-from anomalia.synthetic import good_image
+from anomalia.evaluation import evaluate
+from anomalia.imagefiles import ImageFiles, list_images
+from anomalia.synthetic import good_image, write_mvtec_dataset
 
 PEER = {"fit_100_s": 504.0, "peak_rss_gb": 5.3, "ms_per_image": 103.0}
 
@@ -113,10 +121,33 @@ def knn_comparison(bank: np.ndarray, queries: np.ndarray, k: int, repeats: int) 
     return report
 
 
+def accuracy_comparison(n_train: int) -> dict[str, dict]:
+    """Image AUROC, pixel AUROC and PRO of each variant on the same synthetic dataset."""
+    base = PatchCoreConfig(weights="random", holdout_fraction=0.0)
+    variants = {
+        "chunked coreset, exact kNN (default)": base,
+        "global greedy coreset, exact kNN": replace(base, coreset_chunk_patches=10**9),
+        "chunked coreset, hnsw kNN": replace(base, knn_index="hnsw"),
+        "chunked coreset, ivf kNN": replace(base, knn_index="ivf"),
+    }
+    report = {}
+    with tempfile.TemporaryDirectory() as folder:
+        root = write_mvtec_dataset(Path(folder), n_train=n_train, n_test_good=30, n_test_defect=30, seed=1)
+        train = ImageFiles(list_images(root / "train" / "good"))
+        for name, config in variants.items():
+            started = time.perf_counter()
+            detector = PatchCore(config).fit(train)
+            fit_s = time.perf_counter() - started
+            result, _ = evaluate(detector, root)
+            report[name] = {**result.to_dict(), "fit_s": fit_s}
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="anomalia-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--large", action="store_true", help="also fit 1 000 images and compare a 10x bank")
+    parser.add_argument("--accuracy", action="store_true", help="compare accuracy of coreset and kNN variants")
     parser.add_argument("--json", default=None, help="also write the raw figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -161,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         for kind, figures in report.items():
             label = f"kNN {kind} bank {name} ({len(bank)}) ms/img, recall {figures['recall']:.3f}"
             print(f"{label:44s} {spread(figures['ms'])}")
+    if args.accuracy:
+        out["accuracy"] = accuracy_comparison(100)
+        print(f"\n{'accuracy (synthetic, random weights)':44s} {'img AUROC':>9s} {'px AUROC':>9s} {'PRO':>6s} {'fit s':>6s}")
+        for name, row in out["accuracy"].items():
+            print(f"{name:44s} {row['image_auroc']:9.4f} {row['pixel_auroc']:9.4f} {row['pro']:6.3f} {row['fit_s']:6.1f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(out, handle, indent=2)

@@ -13,7 +13,7 @@ from anomalia.core.calibration import calibrate
 from anomalia.core.features import FeatureExtractor, WeightsSpec, check_backbone, create_extractor
 from anomalia.core.image import COLOR_MODES, NORMALISATIONS, to_model_input
 from anomalia.core.knn import DISTANCES, NearestNeighbours, available_indexes
-from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
+from anomalia.core.memory_bank import DEFAULT_CHUNK_PATCHES, MemoryBankBuilder, patch_embeddings
 from anomalia.core.scoring import SCORE_METHODS, anomaly_map, image_score
 
 
@@ -35,6 +35,7 @@ class PatchCoreConfig:
     color: str = "rgb"
     normalize: str = "imagenet"
     coreset_ratio: float = 0.1
+    coreset_chunk_patches: int = DEFAULT_CHUNK_PATCHES
     knn_k: int = 3
     stride: int = 1
     distance: str = "l2"
@@ -55,7 +56,7 @@ class PatchCoreConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        positive_ints = ("img_size", "knn_k", "stride", "batch_size")
+        positive_ints = ("img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches")
         for name in positive_ints:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
@@ -127,7 +128,8 @@ class PatchCore:
             raise ValueError("fit needs at least one good image")
         extractor = self._extractor()
         train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
-        builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed)
+        builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed,
+                                    chunk_patches=config.coreset_chunk_patches)
         timings = {"features_s": 0.0, "coreset_s": 0.0}
         try:
             for batch in self._batches(_Subset(images, train)):
