@@ -9,13 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from anomalia.core.image import (
-    ImageDecodeError,
-    ImageTooLargeError,
-    declared_size,
-    decode_image,
-    to_model_input,
-)
+from anomalia.core.image import ImageDecodeError, ImageTooLargeError, decode_image, to_model_input
+from anomalia.core.image_header import declared_size
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -104,11 +99,30 @@ def test_pixel_limit_is_inclusive():
         decode_image(data, max_pixels=599)
 
 
-@pytest.mark.parametrize("extension", [".jpg", ".bmp"])
+@pytest.mark.parametrize("extension", [".jpg", ".bmp", ".tiff", ".ppm", ".pgm", ".ras"])
 def test_declared_size_reads_other_headers(extension):
-    ok, data = cv2.imencode(extension, np.zeros((17, 41, 3), dtype=np.uint8))
+    channels = (17, 41) if extension == ".pgm" else (17, 41, 3)
+    ok, data = cv2.imencode(extension, np.zeros(channels, dtype=np.uint8))
     assert ok
     assert declared_size(data.tobytes()) == (41, 17)
+
+
+@pytest.mark.parametrize("params", [[cv2.IMWRITE_WEBP_QUALITY, 80], [cv2.IMWRITE_WEBP_QUALITY, 101]],
+                         ids=["lossy VP8", "lossless VP8L"])
+def test_declared_size_reads_webp_headers(params):
+    ok, data = cv2.imencode(".webp", np.full((17, 41, 3), 90, dtype=np.uint8), params)
+    assert ok
+    assert declared_size(data.tobytes()) == (41, 17)
+    with pytest.raises(ImageTooLargeError):
+        decode_image(data.tobytes(), max_pixels=41 * 17 - 1)
+
+
+def test_a_format_whose_size_cannot_be_read_is_refused_under_a_pixel_limit():
+    ok, data = cv2.imencode(".hdr", np.zeros((17, 41, 3), dtype=np.float32))  # Radiance HDR: RLE-compressed
+    assert ok and declared_size(data.tobytes()) is None
+    assert decode_image(data.tobytes()).shape == (17, 41, 3)  # no limit: decoded as usual
+    with pytest.raises(ImageDecodeError, match="No se pudo decodificar"):
+        decode_image(data.tobytes(), max_pixels=10**6)
 
 
 def test_model_input_gray_mode_replicates_and_unit_keeps_zero_to_one():

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-
 import cv2
 import numpy as np
 import torch
+
+from anomalia.core.image_header import declared_size
 
 COLOR_MODES = ("rgb", "gray")
 NORMALISATIONS = ("imagenet", "unit")
@@ -22,49 +22,19 @@ class ImageTooLargeError(ValueError):
     """The image declares more pixels than allowed (decompression-bomb guard)."""
 
 
-def declared_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` read from a PNG, JPEG, BMP, GIF or WebP header, before any decoding."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] == b"BM" and len(data) >= 26:
-        width, height = struct.unpack("<ii", data[18:26])
-        return abs(width), abs(height)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return struct.unpack("<HH", data[6:10])
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return None  # OpenCV's own pixel limit covers WebP
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    offset = 2
-    while offset + 9 < len(data):
-        if data[offset] != 0xFF:
-            offset += 1
-            continue
-        marker = data[offset + 1]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
-            return width, height
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            offset += 2
-            continue
-        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
-    return None
-
-
 def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode to 8-bit BGR ``(H, W, 3)`` from BGR, BGRA, grey or 16-bit input.
 
-    The header is checked against ``max_pixels`` first, so a small file that
-    declares a huge image is refused before OpenCV allocates it.
+    With ``max_pixels``, the header is checked first, so a small file that declares
+    a huge image is refused before OpenCV allocates it; formats whose header we do
+    not read (e.g. JPEG 2000, OpenEXR) are then refused as undecodable.
     """
     if not data:
         raise ImageDecodeError("Archivo vacío.")
     size = declared_size(data)
-    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
+    if max_pixels is not None and size is None:
+        raise ImageDecodeError("No se pudo decodificar la imagen.")
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
         raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
