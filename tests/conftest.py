@@ -32,6 +32,12 @@ def defects() -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.fixture(scope="session")
+def good_test_images() -> list[np.ndarray]:
+    """Ten good images the models never saw (seeds 100-109)."""
+    return [good_image(seed) for seed in range(100, 110)]
+
+
+@pytest.fixture(scope="session")
 def single_model_dir(fitted, tmp_path_factory):
     """``fitted`` saved as a model folder: what ``ARTIFACTS_DIR`` must hold for the app to start."""
     from anomalia.store.model_io import save_model

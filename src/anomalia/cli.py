@@ -129,16 +129,27 @@ def cmd_predict(args) -> int:
     threshold = effective_threshold(base, args.mode, args.thr)
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
+    written: set[Path] = set()
     for path in args.images:
         image = read_image(path)
         result = inspect(loaded.detector, image, threshold=threshold)
         line = {"path": str(path), "score": result.score, "threshold": threshold, "is_anomaly": result.is_anomaly}
         if args.save_vis:
-            out = args.save_vis / f"{path.stem}_overlay.png"
+            out = _overlay_path(args.save_vis, path, written)
             out.write_bytes(encode_png(visuals(image, result, None).overlay))
             line["overlay"] = str(out)
         print(json.dumps(line), flush=True)
     return 0
+
+
+def _overlay_path(folder: Path, image: Path, written: set[Path]) -> Path:
+    """``<stem>_overlay.png``, numbered when two inputs share a stem (``good/000.png``, ``scratch/000.png``)."""
+    out, n = folder / f"{image.stem}_overlay.png", 1
+    while out in written:
+        n += 1
+        out = folder / f"{image.stem}_{n}_overlay.png"
+    written.add(out)
+    return out
 
 
 def cmd_evaluate(args) -> int:

@@ -92,9 +92,12 @@ def read_manifest(folder: Path) -> dict:
     if not path.is_file():
         raise ModelFormatError(f"no {MANIFEST} in {folder}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelFormatError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("weights_fingerprint"), str):
+        raise ModelFormatError(f"{path} is not an anomalia manifest (no weights_fingerprint)")
+    return manifest
 
 
 def default_extractor_provider(config: PatchCoreConfig) -> FeatureExtractor:
