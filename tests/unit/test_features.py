@@ -63,6 +63,10 @@ def test_output_shape_is_what_feature_info_promises(name, images):
     side = SIZE // info.stride
     assert model.output_grid(SIZE) == (side, side)
     assert tuple(output.shape) == (2, info.channels, side, side)
+    # Any other size: output_grid still tells the truth (100 px is a multiple of neither 8 nor 14).
+    odd = forward(model, images[:1, :, :100, :100])
+    assert tuple(odd.shape) == (1, info.channels, *model.output_grid(100))
+    assert abs(model.output_grid(100)[0] - 100 / info.stride) < 1
     assert output.dtype == torch.float32 and torch.isfinite(output).all()
     # Frozen: inference only, no parameter asks for gradients, eval mode.
     assert not model.training and not any(p.requires_grad for p in model.parameters())

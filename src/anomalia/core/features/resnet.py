@@ -52,6 +52,13 @@ class ResNetLayer23(FeatureExtractor):
         f3 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([f2, f3], dim=1)
 
+    def output_grid(self, img_size: int) -> tuple[int, int]:
+        """Three stride-2 stages that round up (conv1, maxpool, layer2): 100 px gives 13, not 100 // 8."""
+        side = img_size
+        for _ in range(3):
+            side = -(-side // 2)
+        return side, side
+
     def optimise_for_cpu(self) -> "ResNetLayer23":
         """Fold batch-norm into the convolutions and use channels-last: ~35 % faster on CPU, same maths."""
         self.to_layer2 = optimization.fuse(self.to_layer2)
