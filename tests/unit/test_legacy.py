@@ -155,11 +155,24 @@ def test_an_npz_with_one_unnamed_array_is_read(legacy, tmp_path):
     np.testing.assert_array_equal(loaded.detector.memory_bank_, legacy["bank"])
 
 
-@pytest.mark.parametrize("problem", ["not_npz", "wrong_dims", "two_unknown_arrays", "bad_json"])
+@pytest.mark.parametrize("problem", ["not_npz", "truncated_npz", "flipped_byte", "plain_npy", "wrong_dims",
+                                     "two_unknown_arrays", "bad_json", "missing"])
 def test_broken_legacy_artifacts_are_model_format_errors(legacy, tmp_path, problem):
     npz, config = tmp_path / "memory_bank_core.npz", paths(legacy)[1]
+    original = paths(legacy)[0].read_bytes()  # written with savez_compressed
     if problem == "not_npz":
         npz.write_bytes(b"definitely not a zip archive")
+    elif problem == "truncated_npz":
+        npz.write_bytes(original[: len(original) // 2])
+    elif problem == "flipped_byte":
+        damaged = bytearray(original)
+        damaged[len(damaged) // 2] ^= 0xFF
+        npz.write_bytes(bytes(damaged))
+    elif problem == "plain_npy":
+        with open(npz, "wb") as handle:
+            np.save(handle, legacy["bank"])
+    elif problem == "missing":
+        npz = tmp_path / "absent.npz"
     elif problem == "wrong_dims":
         np.savez(npz, memory_bank=np.ones((10, 100), dtype=np.float32))
     elif problem == "two_unknown_arrays":

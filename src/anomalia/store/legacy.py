@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +19,23 @@ _BANK_KEYS = ("memory_bank", "memory_bank_core", "bank", "embeddings", "features
 DEFAULT_LEGACY_THRESHOLD = 0.35
 
 
+def _npz(loaded, path: Path):
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ModelFormatError(f"{path} is a single .npy array, not an npz archive")
+    return loaded
+
+
 def read_legacy_bank(npz_path: Path) -> np.ndarray:
     """The ``(N, C)`` bank inside the npz: a known key, or its only array."""
     try:
-        with np.load(npz_path, allow_pickle=False) as archive:
+        # Our own handle: np.load leaks its file when the zip is damaged (a ResourceWarning).
+        with open(npz_path, "rb") as handle, _npz(np.load(handle, allow_pickle=False), npz_path) as archive:
             names = list(archive.files)
             key = next((k for k in _BANK_KEYS if k in names), names[0] if len(names) == 1 else None)
             if key is None:
                 raise ModelFormatError(f"{npz_path} holds {names}; expected one of {', '.join(_BANK_KEYS)}")
             bank = np.asarray(archive[key], dtype=np.float32)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error) as error:  # a cut-off .npz is a BadZipFile
         if isinstance(error, ModelFormatError):
             raise
         raise ModelFormatError(f"cannot read {npz_path} as a numpy npz archive: {error}") from error
