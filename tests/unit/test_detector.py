@@ -216,6 +216,10 @@ def test_score_is_read_inside_the_mask_only(fitted, defects):
     masked = fitted.predict([image], mask=far_from_defect)[0]
     assert masked.score == pytest.approx(float(full.anomaly_map[far_from_defect].max()))
     assert masked.score < full.score
+    with pytest.raises(ValueError, match="img_size"):
+        fitted.predict([image], mask=np.ones((128, 128), dtype=bool))
+    with pytest.raises(ValueError, match="no pixel"):
+        fitted.predict([image], mask=np.zeros((256, 256), dtype=bool))
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,9 @@ def anomaly_map(patch_scores: np.ndarray, size: int, sigma: float) -> np.ndarray
 
 def image_score(heat: np.ndarray, mask: np.ndarray | None, method: str) -> float:
     """Max (seed 000) or 99th percentile (seed 004) of the map, inside ``mask`` when given."""
+    if mask is not None and mask.shape != heat.shape:
+        raise ValueError(f"the region-of-interest mask is {mask.shape[1]}x{mask.shape[0]} but the anomaly map is "
+                         f"{heat.shape[1]}x{heat.shape[0]}; build it at the model's img_size")
     values = heat[mask] if mask is not None else heat.ravel()
     if values.size == 0:
         raise ValueError("the region of interest covers no pixel of the anomaly map")
