@@ -7,6 +7,7 @@ HTTP API uses, print results. Expected failures are one line on stderr and exit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -104,11 +105,17 @@ def cmd_fit(args) -> int:
     images = ImageFiles(list_images(args.good_dir))
     _warn_weights(config)
     with tqdm(total=len(images), desc="fit", unit="img", file=sys.stderr) as bar:
-        detector = PatchCore(config).fit(images, progress=bar.update)
+        with _chatter_to_stderr():
+            detector = PatchCore(config).fit(images, progress=bar.update)
     manifest = save_model(detector, args.out, extra={"n_images": len(images)})
     print(json.dumps({key: manifest[key] for key in (
         "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold")}))
     return 0
+
+
+def _chatter_to_stderr() -> contextlib.AbstractContextManager:
+    """Keep stdout for results: torch.hub announces weight downloads on stdout."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def _warn_weights(config: PatchCoreConfig) -> None:
@@ -124,7 +131,8 @@ def cmd_predict(args) -> int:
     from anomalia.store.model_io import load_model
     from anomalia.viz.overlays import encode_png
 
-    loaded = load_model(args.model_dir)
+    with _chatter_to_stderr():
+        loaded = load_model(args.model_dir)
     base = loaded.detector.threshold_ if loaded.detector.threshold_ is not None else 0.35
     threshold = effective_threshold(base, args.mode, args.thr)
     if args.save_vis:
@@ -158,7 +166,8 @@ def cmd_evaluate(args) -> int:
     from anomalia.viz.overlays import encode_png
     from anomalia.viz.plots import roc_plot
 
-    loaded = load_model(args.model_dir)
+    with _chatter_to_stderr():
+        loaded = load_model(args.model_dir)
     result, curves = evaluate(loaded.detector, args.dataset_dir)
     if args.plot:
         labelled = {"image": (*curves["image"][:2], result.image_auroc)}
@@ -176,7 +185,8 @@ def cmd_evaluate(args) -> int:
 def cmd_import_legacy(args) -> int:
     from anomalia.store.legacy import import_legacy
 
-    manifest = import_legacy(args.npz, args.config_json, args.out, weights=args.weights)
+    with _chatter_to_stderr():
+        manifest = import_legacy(args.npz, args.config_json, args.out, weights=args.weights)
     print(json.dumps({key: manifest[key] for key in ("model_version", "coreset_size", "threshold",
                                                      "embedding_version")}))
     return 0

@@ -182,3 +182,19 @@ def test_the_installed_script_reports_errors_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [f"anomalia fit: error: folder not found: {tmp_path / 'nowhere'}"]
+
+
+def test_default_imagenet_weights_offline_end_in_one_clear_line(workspace, tmp_path, monkeypatch):
+    """A first run without ``--weights``: the real download fails (empty cache, unreachable proxy)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    code, out, err = run(["fit", workspace["dataset"] / "train" / "good", "--out", tmp_path / "m", "--img-size", SIZE])
+    assert code == 2 and out == ""  # torch.hub's "Downloading: ..." notice goes to stderr, not stdout
+    assert "Downloading" in err
+    last = err.splitlines()[-1]
+    assert last.startswith("anomalia fit: error: ImageNet weights for resnet18 are not in the torch cache")
+    assert "--weights random" in last and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
