@@ -24,7 +24,7 @@ def test_greedy_radius_is_within_twice_the_optimum(data_seed, k):
     x = np.concatenate([rng.normal(c, 0.3, size=(4, 2)) for c in rng.uniform(-4, 4, size=(3, 2))])
     x = x.astype(np.float32)
     best = optimal_radius(x, k)
-    for seed in range(len(x)):  # every possible starting point
+    for seed in range(len(x)):  # several random starting points
         greedy = covering_radius(x, x[greedy_coreset(x, k, seed=seed)])
         assert greedy <= 2.0 * best + 1e-5, (seed, greedy, best)
 
