@@ -17,6 +17,9 @@ from anomalia.core.memory_bank import DEFAULT_CHUNK_PATCHES, MemoryBankBuilder, 
 from anomalia.core.scoring import SCORE_METHODS, anomaly_map, image_score
 
 
+MAP_ALIGNMENTS = ("receptive_field", "resize")
+
+
 class NotFittedError(RuntimeError):
     """The detector was used before ``fit`` (or before loading a bank)."""
 
@@ -41,6 +44,7 @@ class PatchCoreConfig:
     distance: str = "l2"
     knn_index: str = "exact"
     smoothing_sigma: float = 4.0
+    map_alignment: str = "receptive_field"
     score_method: str = "max"
     seed: int = 0
     batch_size: int = 8
@@ -52,7 +56,8 @@ class PatchCoreConfig:
         """Raise ``ValueError`` naming the first bad field and what it accepts."""
         check_backbone(self.backbone)
         choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
-                   "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS}
+                   "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS,
+                   "map_alignment": MAP_ALIGNMENTS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -213,7 +218,15 @@ class PatchCore:
         b, h, w, c = embeddings.shape
         distances = self.knn_.mean_distance(embeddings.reshape(-1, c), self.config.knn_k).reshape(b, h, w)
         size, sigma = self.config.img_size, self.config.smoothing_sigma
-        return np.stack([anomaly_map(d, size, sigma) for d in distances])
+        centres = self.cell_centres()
+        return np.stack([anomaly_map(d, size, sigma, centres=centres) for d in distances])
+
+    def cell_centres(self) -> tuple[float, float] | None:
+        """Where the map's cells sit in the image, unless the config keeps seed 000's plain resize."""
+        info = self._extractor().info
+        if self.config.map_alignment == "resize" or info.first_centre is None:
+            return None
+        return info.first_centre, float(info.stride * self.config.stride)
 
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return np.array([p.score for p in self.predict(images)], dtype=np.float64)

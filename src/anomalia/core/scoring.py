@@ -10,9 +10,22 @@ MODES = ("sensitive", "strict")
 MODE_FACTORS = {"sensitive": 0.8, "strict": 1.2}
 
 
-def anomaly_map(patch_scores: np.ndarray, size: int, sigma: float) -> np.ndarray:
-    """Upsample ``(h, w)`` patch scores to ``(size, size)`` and Gaussian-smooth them (PatchCore σ=4)."""
-    heat = cv2.resize(patch_scores.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+def anomaly_map(patch_scores: np.ndarray, size: int, sigma: float, *,
+                centres: tuple[float, float] | None = None) -> np.ndarray:
+    """Upsample ``(h, w)`` patch scores to ``(size, size)`` and Gaussian-smooth them (PatchCore σ=4).
+
+    ``centres = (first, step)`` puts cell ``i`` on pixel ``first + step·i``, where its receptive
+    field is centred; without it a plain resize spreads the cells evenly, which shifts a CNN's
+    map by ``(step − 1) / 2`` pixels towards the bottom right.
+    """
+    scores = patch_scores.astype(np.float32)
+    if centres is None:
+        heat = cv2.resize(scores, (size, size), interpolation=cv2.INTER_LINEAR)
+    else:
+        first, step = centres
+        to_cells = np.array([[1 / step, 0, -first / step], [0, 1 / step, -first / step]], dtype=np.float64)
+        heat = cv2.warpAffine(scores, to_cells, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
     if sigma > 0:
         heat = cv2.GaussianBlur(heat, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
     return heat

@@ -50,6 +50,7 @@ def legacy_config(config_json: dict, *, weights: str) -> PatchCoreConfig:
         backbone="resnet18", weights=weights, img_size=int(config_json.get("img_size", 256)),
         color="gray", normalize="unit", coreset_ratio=1.0, knn_k=int(config_json.get("knn_k", 3)),
         stride=int(config_json.get("patch_stride", 1)), smoothing_sigma=0.0, score_method="max",
+        map_alignment="resize",
         holdout_fraction=0.0,
     ).validate()
 

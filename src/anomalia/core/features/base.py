@@ -23,12 +23,16 @@ class FeatureInfo:
     """Shape contract of an extractor's output, in the spirit of timm's ``FeatureInfo``.
 
     ``stride`` is input pixels per output cell, so a ``S``-pixel image gives a
-    ``S // stride`` grid of ``channels``-d patch vectors.
+    ``S // stride`` grid of ``channels``-d patch vectors. ``first_centre`` is the
+    input pixel at the centre of cell 0's receptive field (0 for a padded CNN,
+    whose cell ``i`` is centred on pixel ``stride·i``), or None when cells tile the
+    image like ViT patches, which a plain resize already places right.
     """
 
     channels: int
     stride: int
     layers: tuple[str, ...]
+    first_centre: float | None = None
 
 
 @dataclass(frozen=True)

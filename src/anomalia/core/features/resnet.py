@@ -37,7 +37,8 @@ class ResNetLayer23(FeatureExtractor):
     def __init__(self, name: str, net: torchvision.models.ResNet, weights: WeightsSpec, neighbourhood: int):
         c2 = net.layer2[-1].conv1.in_channels if hasattr(net.layer2[-1], "conv3") else net.layer2[-1].conv2.out_channels
         c3 = net.layer3[-1].conv1.in_channels if hasattr(net.layer3[-1], "conv3") else net.layer3[-1].conv2.out_channels
-        super().__init__(name, FeatureInfo(channels=c2 + c3, stride=8, layers=("layer2", "layer3")), weights)
+        super().__init__(name, FeatureInfo(channels=c2 + c3, stride=8, layers=("layer2", "layer3"),
+                                           first_centre=0.0), weights)
         self.to_layer2 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
         self.layer3 = net.layer3
         self.neighbourhood = neighbourhood
