@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import cv2
 import httpx
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Server, fit_with_cli, png, screenshot
+from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, fit_with_cli, screenshot
+from server_support import Server, png, server_env
 
 from anomalia.synthetic import defect_image, good_image, write_good_images
 
@@ -80,8 +81,9 @@ def model(samples, tmp_path_factory):
 @pytest.fixture(scope="module")
 def servers(model, tmp_path_factory):
     """Two real servers started side by side: an open one and one with BACKEND_API_KEY set."""
-    started = [Server(tmp_path_factory.mktemp("browser_server"), model, MAX_UPLOAD_MB="2"),
-               Server(tmp_path_factory.mktemp("browser_key_server"), model, BACKEND_API_KEY=API_KEY)]
+    roots = [tmp_path_factory.mktemp("browser_server"), tmp_path_factory.mktemp("browser_key_server")]
+    started = [Server(roots[0], server_env(roots[0], model, MAX_UPLOAD_MB="2")).launch(),
+               Server(roots[1], server_env(roots[1], model, BACKEND_API_KEY=API_KEY)).launch()]
     try:
         yield [running.wait_ready() for running in started]
     finally:

@@ -2,78 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import cv2
 import httpx
 import numpy as np
 import pytest
+from server_support import ANOMALIA, Server, free_port, png, server_env
 
 from anomalia.synthetic import defect_image, good_image
 
 pytestmark = pytest.mark.e2e
 
-ANOMALIA = Path(sys.executable).with_name("anomalia")
-
-
-def png(image: np.ndarray) -> bytes:
-    return cv2.imencode(".png", image)[1].tobytes()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env(root: Path, artifacts: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "ARTIFACTS_DIR": str(artifacts), "STATIC_DIR": str(root / "static"),
-            "BACKEND_DATA_ROOT": str(root / "data"), "ANOMALIA_WEIGHTS": "random", "HF_HUB_OFFLINE": "1",
-            "PATCHCORE_BACKBONE": "resnet18", **extra}
-
-
-class Server:
-    """``anomalia serve`` in a subprocess (cwd = ``root``), its output in ``root/server.log``."""
-
-    def __init__(self, root: Path, env: dict[str, str], *args: str):
-        self.root, self.log, self.port = root, root / "server.log", free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        with open(self.log, "a") as log:
-            self.process = subprocess.Popen(
-                [str(ANOMALIA), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-                env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 180) -> "Server":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="module")
 def server(single_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve000")
-    running = Server(root, server_env(root, single_model_dir, MAX_UPLOAD_MB="2")).wait_ready()
+    running = Server(root, server_env(root, single_model_dir, MAX_UPLOAD_MB="2")).start()
     yield running
     running.stop()
 
@@ -175,7 +123,7 @@ def test_an_invalid_variable_stops_start_up_naming_it(single_model_dir, tmp_path
 
 def test_demo_builds_a_model_on_a_fresh_machine(tmp_path):
     artifacts = tmp_path / "models" / "patchcore"
-    server = Server(tmp_path, server_env(tmp_path, artifacts), "--demo").wait_ready()
+    server = Server(tmp_path, server_env(tmp_path, artifacts), "--demo").start()
     try:
         health = httpx.get(f"{server.url}/health").json()
         verdicts = {sample.name: predict(server.url, sample.name, sample.read_bytes()).json()["is_anomaly"]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import cv2
 import httpx
 import pytest
+from server_support import Server, png, server_env
 
 from anomalia.synthetic import defect_image, good_image
 
@@ -23,60 +20,11 @@ pytestmark = pytest.mark.e2e
 API_KEY = "e2e-key"
 MM = 0.1
 RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
-ANOMALIA = Path(sys.executable).with_name("anomalia")
 
 
-def png(image) -> bytes:
-    return cv2.imencode(".png", image)[1].tobytes()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """One ``anomalia serve`` subprocess on a free loopback port; its log goes to a file."""
-
-    def __init__(self, root: Path, artifacts: Path):
-        self.root, self.log = root, root / "server.log"
-        self.env = {**os.environ, "ARTIFACTS_DIR": str(artifacts), "STATIC_DIR": str(root / "static"),
-                    "BACKEND_DATA_ROOT": str(root / "data"), "PATCHCORE_BACKBONE": "resnet18",
-                    "ANOMALIA_WEIGHTS": "random", "BACKEND_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1",
-                    "LOG_LEVEL": "INFO", "MAX_UPLOAD_MB": "100"}
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "Server":
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        with open(self.log, "a") as log:
-            self.process = subprocess.Popen([str(ANOMALIA), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"X-API-Key": API_KEY}, timeout=300)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.process.send_signal(sig)
-        self.process.wait(60)
-
-    def wait_for_log(self, event: str, after: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if f'"event": "{event}"' in self.log.read_text()[after:]:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"no {event} in the server log")
+def product_server(root: Path, artifacts: Path) -> Server:
+    env = server_env(root, artifacts, BACKEND_API_KEY=API_KEY, LOG_LEVEL="INFO", MAX_UPLOAD_MB="100")
+    return Server(root, env, headers={"X-API-Key": API_KEY})
 
 
 def fit(client: httpx.Client, roi: str, seeds) -> httpx.Response:
@@ -96,7 +44,7 @@ def calibrate(client: httpx.Client, roi: str, ok_scores) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, single_model_dir):
-    running = Server(tmp_path_factory.mktemp("server"), single_model_dir).start()
+    running = product_server(tmp_path_factory.mktemp("server"), single_model_dir).start()
     yield running
     if running.process.poll() is None:
         running.stop()
