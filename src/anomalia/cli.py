@@ -12,10 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from anomalia import __version__
-from anomalia.core.detector import PatchCoreConfig
+from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features import available_backbones
 
 EXIT_USAGE = 2
@@ -93,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_fit(args) -> int:
+    from tqdm import tqdm
+
     from anomalia.core.detector import PatchCore
     from anomalia.imagefiles import ImageFiles, list_images
     from anomalia.store.model_io import save_model

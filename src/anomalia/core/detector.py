@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from anomalia.core.calibration import calibrate
-from anomalia.core.features import FeatureExtractor, WeightsSpec, check_backbone, create_extractor
-from anomalia.core.image import COLOR_MODES, NORMALISATIONS, to_model_input
-from anomalia.core.knn import DISTANCES, NearestNeighbours, available_indexes
-from anomalia.core.memory_bank import DEFAULT_CHUNK_PATCHES, MemoryBankBuilder, patch_embeddings
-from anomalia.core.scoring import SCORE_METHODS, anomaly_map, image_score
-
-
-MAP_ALIGNMENTS = ("receptive_field", "resize")
+from anomalia.core.config import MAP_ALIGNMENTS, PatchCoreConfig  # noqa: F401  (part of this module's API)
+from anomalia.core.features import FeatureExtractor, create_extractor
+from anomalia.core.image import to_model_input
+from anomalia.core.knn import NearestNeighbours
+from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
+from anomalia.core.scoring import anomaly_map, image_score
 
 
 class NotFittedError(RuntimeError):
@@ -26,60 +24,6 @@ class NotFittedError(RuntimeError):
 
 class WeightsMismatchError(ValueError):
     """A memory bank is being scored with backbone weights other than those that built it."""
-
-
-@dataclass(frozen=True)
-class PatchCoreConfig:
-    """Everything that defines a model's embedding space and decision rule."""
-
-    backbone: str = "resnet18"
-    weights: str = "imagenet"
-    img_size: int = 256
-    color: str = "rgb"
-    normalize: str = "imagenet"
-    coreset_ratio: float = 0.1
-    coreset_chunk_patches: int = DEFAULT_CHUNK_PATCHES
-    knn_k: int = 3
-    stride: int = 1
-    distance: str = "l2"
-    knn_index: str = "exact"
-    smoothing_sigma: float = 4.0
-    map_alignment: str = "receptive_field"
-    score_method: str = "max"
-    seed: int = 0
-    batch_size: int = 8
-    holdout_fraction: float = 0.2
-    score_percentile: float = 0.995
-    safety_factor: float = 1.1
-
-    def validate(self) -> "PatchCoreConfig":
-        """Raise ``ValueError`` naming the first bad field and what it accepts."""
-        check_backbone(self.backbone)
-        choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
-                   "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS,
-                   "map_alignment": MAP_ALIGNMENTS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        positive_ints = ("img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches")
-        for name in positive_ints:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
-        if self.img_size < 32:
-            raise ValueError(f"img_size must be at least 32 pixels; got {self.img_size}")
-        if not 0.0 < self.coreset_ratio <= 1.0:
-            raise ValueError(f"coreset_ratio must be in (0, 1]; got {self.coreset_ratio}")
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction}")
-        if self.smoothing_sigma < 0:
-            raise ValueError(f"smoothing_sigma must be >= 0; got {self.smoothing_sigma}")
-        return self
-
-    def weights_spec(self) -> WeightsSpec:
-        return WeightsSpec.parse(self.weights, seed=self.seed)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

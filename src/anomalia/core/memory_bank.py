@@ -7,9 +7,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from anomalia.core.config import DEFAULT_CHUNK_PATCHES
 from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, random_projection
 
-DEFAULT_CHUNK_PATCHES = 16384
 DEFAULT_WORKERS = 2
 
 

@@ -1,15 +1,22 @@
-"""Backbone registry: importing this package registers every built-in backbone."""
+"""Backbone registry and the extractor contract.
 
-from anomalia.core.features import dinov2, resnet  # noqa: F401  (registration side effect)
-from anomalia.core.features.base import FeatureExtractor, FeatureInfo, WeightsSpec, WeightsUnavailableError
+Light to import: the torch-based names are loaded on first access (PEP 562), and
+each built-in backbone's module only when that backbone is created.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from anomalia.core.features.registry import available_backbones, check_backbone, create_extractor
 
-__all__ = [
-    "FeatureExtractor",
-    "FeatureInfo",
-    "WeightsSpec",
-    "WeightsUnavailableError",
-    "available_backbones",
-    "check_backbone",
-    "create_extractor",
-]
+_FROM_BASE = ("FeatureExtractor", "FeatureInfo", "WeightsSpec", "WeightsUnavailableError")
+
+__all__ = [*_FROM_BASE, "available_backbones", "check_backbone", "create_extractor"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module("anomalia.core.features.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,24 @@
-"""Backbones register under a name; callers build them with ``create_extractor``."""
+"""Backbones register under a name; callers build them with ``create_extractor``.
+
+The built-in backbones' modules are imported on first use, so listing names (the
+CLI's ``--help``) or using resnet18 never pays for importing timm.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import TYPE_CHECKING, Callable
 
-from anomalia.core.features.base import FeatureExtractor, WeightsSpec
+if TYPE_CHECKING:
+    from anomalia.core.features.base import FeatureExtractor, WeightsSpec
 
-BackboneFactory = Callable[[WeightsSpec], FeatureExtractor]
+BackboneFactory = Callable[["WeightsSpec"], "FeatureExtractor"]
 _REGISTRY: dict[str, BackboneFactory] = {}
+_BUILTIN = {
+    "resnet18": "anomalia.core.features.resnet",
+    "wide_resnet50_2": "anomalia.core.features.resnet",
+    "dinov2_vits14": "anomalia.core.features.dinov2",
+}
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
@@ -19,15 +30,17 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
 
 
 def available_backbones() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILTIN))
 
 
 def check_backbone(name: str) -> None:
-    if name not in _REGISTRY:
+    if name not in _REGISTRY and name not in _BUILTIN:
         raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(available_backbones())}")
 
 
-def create_extractor(name: str, weights: WeightsSpec) -> FeatureExtractor:
+def create_extractor(name: str, weights: "WeightsSpec") -> "FeatureExtractor":
     """Build a frozen extractor; a bad name lists the valid ones."""
     check_backbone(name)
+    if name not in _REGISTRY:
+        importlib.import_module(_BUILTIN[name])  # registers it
     return _REGISTRY[name](weights).freeze()

@@ -1,0 +1,77 @@
+"""What defines a model: its embedding space and decision rule, as one frozen dataclass.
+
+Imports nothing heavy, so the CLI can show defaults without loading torch; the
+allowed values are looked up when ``validate`` runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from anomalia.core.features import WeightsSpec
+
+MAP_ALIGNMENTS = ("receptive_field", "resize")
+DEFAULT_CHUNK_PATCHES = 16384
+
+
+@dataclass(frozen=True)
+class PatchCoreConfig:
+    """Everything that defines a model's embedding space and decision rule."""
+
+    backbone: str = "resnet18"
+    weights: str = "imagenet"
+    img_size: int = 256
+    color: str = "rgb"
+    normalize: str = "imagenet"
+    coreset_ratio: float = 0.1
+    coreset_chunk_patches: int = DEFAULT_CHUNK_PATCHES
+    knn_k: int = 3
+    stride: int = 1
+    distance: str = "l2"
+    knn_index: str = "exact"
+    smoothing_sigma: float = 4.0
+    map_alignment: str = "receptive_field"
+    score_method: str = "max"
+    seed: int = 0
+    batch_size: int = 8
+    holdout_fraction: float = 0.2
+    score_percentile: float = 0.995
+    safety_factor: float = 1.1
+
+    def validate(self) -> "PatchCoreConfig":
+        """Raise ``ValueError`` naming the first bad field and what it accepts."""
+        from anomalia.core.features import check_backbone
+        from anomalia.core.image import COLOR_MODES, NORMALISATIONS
+        from anomalia.core.knn import DISTANCES, available_indexes
+        from anomalia.core.scoring import SCORE_METHODS
+
+        check_backbone(self.backbone)
+        choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
+                   "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS,
+                   "map_alignment": MAP_ALIGNMENTS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        positive_ints = ("img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches")
+        for name in positive_ints:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if self.img_size < 32:
+            raise ValueError(f"img_size must be at least 32 pixels; got {self.img_size}")
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ValueError(f"coreset_ratio must be in (0, 1]; got {self.coreset_ratio}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction}")
+        if self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0; got {self.smoothing_sigma}")
+        return self
+
+    def weights_spec(self) -> "WeightsSpec":
+        from anomalia.core.features import WeightsSpec
+
+        return WeightsSpec.parse(self.weights, seed=self.seed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
