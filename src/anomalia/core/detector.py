@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from anomalia.core.calibration import calibrate
-from anomalia.core.config import MAP_ALIGNMENTS, PatchCoreConfig  # noqa: F401  (part of this module's API)
+from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features import FeatureExtractor, create_extractor
 from anomalia.core.image import to_model_input
 from anomalia.core.knn import NearestNeighbours
