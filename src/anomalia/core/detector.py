@@ -75,7 +75,7 @@ class PatchCore:
         config = self.config.validate()
         if len(images) == 0:
             raise ValueError("fit needs at least one good image")
-        extractor = self._extractor()
+        extractor = self.feature_extractor()
         train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed,
                                     chunk_patches=config.coreset_chunk_patches)
@@ -167,7 +167,7 @@ class PatchCore:
 
     def cell_centres(self) -> tuple[float, float] | None:
         """Where the map's cells sit in the image, unless the config keeps seed 000's plain resize."""
-        info = self._extractor().info
+        info = self.feature_extractor().info
         if self.config.map_alignment == "resize" or info.first_centre is None:
             return None
         return info.first_centre, float(info.stride * self.config.stride)
@@ -176,7 +176,8 @@ class PatchCore:
         return np.array([p.score for p in self.predict(images)], dtype=np.float64)
 
     # -- plumbing -----------------------------------------------------------------------
-    def _extractor(self) -> FeatureExtractor:
+    def feature_extractor(self) -> FeatureExtractor:
+        """The backbone, built from the config on first use unless one was injected (shared)."""
         if self.extractor is None:
             self.extractor = create_extractor(self.config.backbone, self.config.weights_spec())
         return self.extractor
@@ -184,7 +185,7 @@ class PatchCore:
     def _embed(self, images: list[np.ndarray]) -> np.ndarray:
         config = self.config
         batch = to_model_input(images, config.img_size, config.color, config.normalize)
-        extractor = self._extractor()
+        extractor = self.feature_extractor()
         device = next(extractor.parameters()).device
         with torch.inference_mode():
             features = extractor(batch.to(device))

@@ -62,7 +62,7 @@ def heatmap_png(heat: np.ndarray, threshold: float) -> str:
 
 
 def token_shape(detector: PatchCore) -> list[int]:
-    rows, cols = detector._extractor().output_grid(detector.config.img_size)
+    rows, cols = detector.feature_extractor().output_grid(detector.config.img_size)
     stride = detector.config.stride
     return [-(-rows // stride), -(-cols // stride)]
 

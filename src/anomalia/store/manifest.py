@@ -46,7 +46,7 @@ def new_model_version() -> str:
 def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | None = None) -> dict:
     """Every field a reader needs to rebuild the embedding space and decide like the writer did."""
     config = detector.config
-    extractor = detector._extractor()
+    extractor = detector.feature_extractor()
     weights = config.weights_spec()
     manifest = {
         "schema_version": SCHEMA_VERSION,
