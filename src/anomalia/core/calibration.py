@@ -58,17 +58,19 @@ def calibrate(
         raise ValueError(f"safety_factor must be positive, got {safety_factor}")
     ok_p99 = float(np.percentile(ok, 99))
     ok_value = float(np.percentile(ok, score_percentile * 100))
-    common = dict(n_ok=int(ok.size), ok_p99=ok_p99, ok_percentile_value=ok_value,
-                  score_percentile=score_percentile, safety_factor=safety_factor)
     if ng is None:
-        return Calibration(threshold=ok_value * safety_factor, method="ok_percentile", n_ng=0, **common)
+        return Calibration(threshold=ok_value * safety_factor, method="ok_percentile", n_ok=int(ok.size), n_ng=0,
+                           ok_p99=ok_p99, ok_percentile_value=ok_value, score_percentile=score_percentile,
+                           safety_factor=safety_factor)
     ng_p5 = float(np.percentile(ng, 5))
     overlap = bool(ok.max() >= ng.min())
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if ng_p5 <= ok_p99:
         warnings = (f"OK and NG scores overlap: p99(OK)={ok_p99:.4g} >= p5(NG)={ng_p5:.4g}; "
                     "the threshold cannot separate them, review the samples",)
     elif overlap:
         warnings = (f"some OK and NG scores overlap (max OK {ok.max():.4g} >= min NG {ng.min():.4g})",)
-    return Calibration(threshold=(ok_p99 + ng_p5) / 2.0, method="ok_ng_midpoint", n_ng=int(ng.size),
-                       ng_p5=ng_p5, overlap=overlap or ng_p5 <= ok_p99, warnings=warnings, **common)
+    return Calibration(threshold=(ok_p99 + ng_p5) / 2.0, method="ok_ng_midpoint", n_ok=int(ok.size),
+                       n_ng=int(ng.size), ok_p99=ok_p99, ok_percentile_value=ok_value,
+                       score_percentile=score_percentile, safety_factor=safety_factor, ng_p5=ng_p5,
+                       overlap=overlap or ng_p5 <= ok_p99, warnings=warnings)

@@ -32,10 +32,11 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
     if not data:
         raise ImageDecodeError("Archivo vacío.")
     size = declared_size(data)
-    if max_pixels is not None and size is None:
-        raise ImageDecodeError("No se pudo decodificar la imagen.")
-    if max_pixels is not None and size[0] * size[1] > max_pixels:
-        raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    if max_pixels is not None:
+        if size is None:
+            raise ImageDecodeError("No se pudo decodificar la imagen.")
+        if size[0] * size[1] > max_pixels:
+            raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError("No se pudo decodificar la imagen.")

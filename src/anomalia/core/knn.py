@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import faiss
 import numpy as np
 
 DISTANCES = ("l2", "cosine")
-KnnFactory = Callable[[int, int], "faiss.Index"]
+KnnFactory = Callable[[int, int], Any]  # a faiss index; its SWIG classes carry no useful static types
 _INDEXES: dict[str, KnnFactory] = {}
 
 
@@ -25,12 +25,12 @@ def available_indexes() -> list[str]:
 
 
 @register_index("exact")
-def _flat(dim: int, n: int) -> faiss.Index:
+def _flat(dim: int, n: int) -> Any:
     return faiss.IndexFlatL2(dim)
 
 
 @register_index("hnsw")
-def _hnsw(dim: int, n: int) -> faiss.Index:
+def _hnsw(dim: int, n: int) -> Any:
     index = faiss.IndexHNSWFlat(dim, 32)
     index.hnsw.efConstruction = 80
     index.hnsw.efSearch = 48
@@ -42,10 +42,10 @@ IVF_NPROBE = 16
 
 
 @register_index("ivf")
-def _ivf(dim: int, n: int) -> faiss.Index:
+def _ivf(dim: int, n: int) -> Any:
     """Inverted lists of ~64 vectors, 16 probed: the scanned share stays constant as the bank grows."""
     nlist = max(1, n // IVF_LIST_SIZE)
-    index = faiss.index_factory(dim, f"IVF{nlist},Flat")
+    index: Any = faiss.index_factory(dim, f"IVF{nlist},Flat")
     index.nprobe = min(nlist, IVF_NPROBE)
     return index
 
@@ -57,7 +57,7 @@ class NearestNeighbours:
     metrics share one L2 index.
     """
 
-    def __init__(self, index: faiss.Index, distance: str):
+    def __init__(self, index: Any, distance: str):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
         self.index = index

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -22,8 +24,9 @@ _ARCH = "vit_small_patch14_dinov2"
 class DinoV2Patches(FeatureExtractor):
     """Patch tokens without the class/register tokens, reshaped to a ``(B, 384, H/14, W/14)`` grid."""
 
-    def __init__(self, vit: torch.nn.Module, weights: WeightsSpec):
-        super().__init__("dinov2_vits14", FeatureInfo(channels=vit.embed_dim, stride=14, layers=("norm",)), weights)
+    def __init__(self, vit: Any, weights: WeightsSpec):
+        super().__init__("dinov2_vits14", FeatureInfo(channels=int(vit.embed_dim), stride=14, layers=("norm",)),
+                         weights)
         self.vit = vit
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -39,8 +39,8 @@ class ResNetLayer23(FeatureExtractor):
         c3 = net.layer3[-1].conv1.in_channels if hasattr(net.layer3[-1], "conv3") else net.layer3[-1].conv2.out_channels
         super().__init__(name, FeatureInfo(channels=c2 + c3, stride=8, layers=("layer2", "layer3"),
                                            first_centre=0.0), weights)
-        self.to_layer2 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
-        self.layer3 = net.layer3
+        self.to_layer2: nn.Module = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
+        self.layer3: nn.Module = net.layer3
         self.neighbourhood = neighbourhood
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -91,7 +91,8 @@ def _load_resnet(name: str, builder: Callable[..., torchvision.models.ResNet], w
 def _build(name: str, builder, weights: WeightsSpec, neighbourhood: int) -> FeatureExtractor:
     extractor = ResNetLayer23(name, _load_resnet(name, builder, weights), weights, neighbourhood)
     extractor._fingerprint = state_dict_fingerprint(extractor.state_dict())  # before fusion rewrites it
-    return extractor.freeze().optimise_for_cpu()
+    extractor.freeze()
+    return extractor.optimise_for_cpu()
 
 
 @register_backbone("resnet18")
