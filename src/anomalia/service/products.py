@@ -112,6 +112,12 @@ def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
         raise ServiceError(str(error), 400) from None
 
 
+def check_mm_per_px(mm_per_px: float) -> None:
+    """400 unless the scale is a finite number > 0 (the HTTP forms already answer 422 for these)."""
+    if not (math.isfinite(mm_per_px) and mm_per_px > 0):
+        raise ServiceError(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}", 400)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -205,8 +211,7 @@ class Products:
         return ServedModel(version, detector, manifest, calibration, folder)
 
     def _check_scale(self, served: ServedModel, mm_per_px: float) -> None:
-        if not (math.isfinite(mm_per_px) and mm_per_px > 0):
-            raise ServiceError(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}", 400)
+        check_mm_per_px(mm_per_px)
         model = float(served.manifest["mm_per_px"])
         tolerance = self.settings.mm_per_px_tolerance
         if abs(mm_per_px - model) > tolerance * model:
@@ -228,8 +233,7 @@ class Products:
         role, roi = check_ids(command.role_id, command.roi_id)
         if slot != FitSlot(role, roi):
             raise ValueError(f"fit_ok needs the reservation of {role}/{roi}; take it with Products.reserve")
-        if not (math.isfinite(command.mm_per_px) and command.mm_per_px > 0):
-            raise ServiceError(f"mm_per_px must be a finite number > 0; got {command.mm_per_px!r}", 400)
+        check_mm_per_px(command.mm_per_px)
         if len(command.images) < MIN_FIT_IMAGES:
             raise ServiceError(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
                                f"compute ok_scores); got {len(command.images)}", 400)
