@@ -16,7 +16,7 @@ from anomalia.viz.overlays import Visuals, render
 
 @dataclass(frozen=True)
 class Inspection:
-    """One image's verdict; ``regions`` are in the image's own pixels, ``map_regions`` on the map grid."""
+    """One image's verdict; ``regions`` are in the image's own pixels, ``heat``/``binary`` on the map grid."""
 
     score: float
     threshold: float
@@ -25,34 +25,31 @@ class Inspection:
     heat_norm: np.ndarray = field(repr=False)
     binary: np.ndarray = field(repr=False)
     regions: list[Region]
-    map_regions: list[Region]
     image_size: tuple[int, int]
+    area_min: float
 
 
 def inspect(detector: PatchCore, image: np.ndarray, *, threshold: float, roi: np.ndarray | None = None,
             area_min: float = 200.0, mm_per_px: float | None = None) -> Inspection:
     """Seed 000 sections 8–9: score inside the ROI, binarise at the threshold, extract polygons."""
     prediction = detector.predict([image], mask=roi)[0]
-    return inspection_from_map(prediction.anomaly_map, prediction.score, threshold=threshold, roi=roi,
-                               area_min=area_min, mm_per_px=mm_per_px, image_size=prediction.image_size)
-
-
-def inspection_from_map(heat: np.ndarray, score: float, *, threshold: float, roi: np.ndarray | None,
-                        area_min: float, mm_per_px: float | None, image_size: tuple[int, int]) -> Inspection:
+    heat = prediction.anomaly_map
     heat_norm, hmin, hmax = normalise(heat)
     binary = binarize(heat_norm, threshold_norm(threshold, hmin, hmax), roi)
-    width, height = image_size
+    width, height = prediction.image_size
     scale = (width / heat.shape[1], height / heat.shape[0])
     regions = find_regions(binary, heat, area_min=area_min, scale=scale, mm_per_px=mm_per_px)
-    map_regions = find_regions(binary, heat, area_min=area_min)
-    return Inspection(score=score, threshold=threshold, is_anomaly=bool(score > threshold), heat=heat,
-                      heat_norm=heat_norm, binary=binary, regions=regions, map_regions=map_regions,
-                      image_size=image_size)
+    return Inspection(score=prediction.score, threshold=threshold, is_anomaly=bool(prediction.score > threshold),
+                      heat=heat, heat_norm=heat_norm, binary=binary, regions=regions,
+                      image_size=prediction.image_size, area_min=area_min)
 
 
 def visuals(image: np.ndarray, inspection: Inspection, roi: np.ndarray | None) -> Visuals:
     """Overlay, colour map and mask on the map grid (polygons drawn only for an anomaly)."""
     size = inspection.heat.shape[1], inspection.heat.shape[0]
     gray = cv2.resize(to_gray(image), size, interpolation=cv2.INTER_AREA)
-    drawn = [list(map(list, r.polygon)) for r in inspection.map_regions] if inspection.is_anomaly else []
+    drawn = []
+    if inspection.is_anomaly:  # the same regions, on the map grid the images are drawn on
+        drawn = [list(map(list, r.polygon))
+                 for r in find_regions(inspection.binary, inspection.heat, area_min=inspection.area_min)]
     return render(gray, inspection.heat_norm, inspection.binary, drawn, roi)
