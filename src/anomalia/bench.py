@@ -29,7 +29,7 @@ from anomalia.core.detector import PatchCore, PatchCoreConfig
 from anomalia.core.image import decode_image, to_model_input
 from anomalia.core.knn import NearestNeighbours, recall_at_k
 from anomalia.core.memory_bank import patch_embeddings
-from anomalia.core.scoring import anomaly_map, image_score, normalise
+from anomalia.core.scoring import normalise
 from anomalia.evaluation import evaluate
 from anomalia.imagefiles import ImageFiles, list_images
 from anomalia.synthetic import good_image, write_mvtec_dataset
@@ -80,13 +80,14 @@ def stage_times(detector: PatchCore, encoded: list[bytes]) -> dict[str, list[flo
         batch = to_model_input([image], config.img_size, config.color, config.normalize)
         t2 = time.perf_counter()
         with torch.inference_mode():
-            embeddings = patch_embeddings(detector.extractor(batch), config.stride)
+            embeddings = patch_embeddings(detector.feature_extractor()(batch, config.aggregation), config.stride,
+                                          config.patch_norm)[0]
         t3 = time.perf_counter()
-        _, h, w, c = embeddings.shape
-        distances = detector.knn_.mean_distance(embeddings.reshape(-1, c), config.knn_k).reshape(h, w)
+        h, w, c = embeddings.shape
+        distances, ids = detector.knn_.search(embeddings.reshape(-1, c), config.knn_k)
         t4 = time.perf_counter()
-        heat = anomaly_map(distances, config.img_size, config.smoothing_sigma, centres=detector.cell_centres())
-        image_score(heat, None, config.score_method)
+        heat = detector.map_from_distances(distances.mean(axis=1).reshape(h, w))
+        detector.image_score(heat, None, embeddings, ids[:, 0].reshape(h, w))
         normalise(heat)
         t5 = time.perf_counter()
         for key, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
@@ -176,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     out["batch8_images_per_s"] = rates
     print(f"{'batch 8 throughput (images/s)':44s} {spread(rates)}")
 
-    queries = np.concatenate([patch_embeddings(detector.extractor(to_model_input(
-        test[i:i + 8], 256, "rgb", "imagenet")), 1).reshape(-1, 384) for i in range(0, 16, 8)])
+    queries = np.concatenate([detector.embed(test[i:i + 8]).reshape(-1, 384) for i in range(0, 16, 8)])
     banks = {"1x": detector.memory_bank_}
     if args.large:
         large = measure_fit(1000, 1)[0]

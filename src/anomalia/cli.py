@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from anomalia import __version__
-from anomalia.core.config import PatchCoreConfig
+from anomalia.core.config import PATCH_NORMS, SCORE_METHODS, PatchCoreConfig
 from anomalia.core.features import available_backbones
 
 EXIT_USAGE = 2
@@ -32,13 +32,19 @@ def _add_fit(commands) -> None:
     fit.add_argument("--weights", default=defaults.weights, help="imagenet | random | path to a state-dict file")
     fit.add_argument("--img-size", type=int, default=defaults.img_size)
     fit.add_argument("--coreset-ratio", type=float, default=defaults.coreset_ratio)
-    fit.add_argument("--knn-k", type=int, default=defaults.knn_k)
+    fit.add_argument("--knn-k", type=int, default=defaults.knn_k, help="neighbours averaged per patch distance")
+    fit.add_argument("--patch-norm", default=defaults.patch_norm, choices=PATCH_NORMS,
+                     help="none keeps feature magnitude; l2 puts patches on the unit sphere")
+    fit.add_argument("--aggregation", type=int, default=defaults.aggregation,
+                     help="k×k neighbourhood averaged per backbone layer (1 = off)")
     fit.add_argument("--stride", type=int, default=defaults.stride)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--color", default=defaults.color, choices=("rgb", "gray"))
     fit.add_argument("--knn-index", default=defaults.knn_index, help="exact | hnsw | ivf")
     fit.add_argument("--distance", default=defaults.distance, choices=("l2", "cosine"))
-    fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=("max", "p99"))
+    fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=SCORE_METHODS)
+    fit.add_argument("--score-k", type=int, default=defaults.score_k,
+                     help="bank neighbours of the reweighted image score (PatchCore eq. 7)")
     fit.add_argument("--holdout-fraction", type=float, default=defaults.holdout_fraction)
     fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
     fit.set_defaults(handler=cmd_fit)
@@ -101,7 +107,8 @@ def cmd_fit(args) -> int:
         backbone=args.backbone, weights=args.weights, img_size=args.img_size, coreset_ratio=args.coreset_ratio,
         knn_k=args.knn_k, stride=args.stride, seed=args.seed, color=args.color, knn_index=args.knn_index,
         distance=args.distance, score_method=args.score_method, holdout_fraction=args.holdout_fraction,
-        batch_size=args.batch_size).validate()
+        batch_size=args.batch_size, patch_norm=args.patch_norm, aggregation=args.aggregation,
+        score_k=args.score_k).validate()
     images = ImageFiles(list_images(args.good_dir))
     _warn_weights(config)
     with tqdm(total=len(images), desc="fit", unit="img", file=sys.stderr) as bar:
@@ -109,7 +116,7 @@ def cmd_fit(args) -> int:
             detector = PatchCore(config).fit(images, progress=bar.update)
     manifest = save_model(detector, args.out, extra={"n_images": len(images)})
     print(json.dumps({key: manifest[key] for key in (
-        "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold")}))
+        "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold", "embedding")}))
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from anomalia.cli import main
+from anomalia.core.config import PatchCoreConfig
 from anomalia.store.model_io import load_model
 from anomalia.synthetic import write_mvtec_dataset
 
@@ -50,11 +51,22 @@ def workspace(tmp_path_factory) -> dict:
     return {"root": root, "dataset": dataset, "model": root / "model", "fit_out": out, "fit_err": err}
 
 
+def test_fit_records_the_embedding_options_it_was_given(workspace, tmp_path):
+    options = ["--patch-norm", "l2", "--aggregation", "5", "--knn-k", "2", "--score", "reweighted", "--score-k", "4"]
+    code, out, err = run(["fit", workspace["dataset"] / "train" / "good", "--out", tmp_path / "m", *FIT, *options])
+    assert code == 0, err
+    expected = {"patch_norm": "l2", "aggregation": 5, "knn_k": 2, "score_method": "reweighted", "score_k": 4}
+    assert json_lines(out)[0]["embedding"] == expected
+    assert load_model(tmp_path / "m").detector.config.embedding() == expected
+
+
 def test_fit_writes_a_model_and_prints_a_summary(workspace):
     (summary,) = json_lines(workspace["fit_out"])
-    assert set(summary) == {"model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold"}
+    assert set(summary) == {"model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold",
+                            "embedding"}
     assert (summary["backbone"], summary["weights"], summary["n_embeddings"]) == ("resnet18", "random", 8 * 16 * 16)
     manifest = load_model(workspace["model"]).manifest
+    assert summary["embedding"] == manifest["embedding"] == PatchCoreConfig().embedding()
     assert manifest["model_version"] == summary["model_version"] and manifest["img_size"] == 128
     assert manifest["n_images"] == 10
     err = workspace["fit_err"]

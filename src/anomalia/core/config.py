@@ -13,12 +13,24 @@ if TYPE_CHECKING:
     from anomalia.core.features import WeightsSpec
 
 MAP_ALIGNMENTS = ("receptive_field", "resize")
+PATCH_NORMS = ("none", "l2")
+SCORE_METHODS = ("max", "p99", "reweighted")
 DEFAULT_CHUNK_PATCHES = 16384
 
 
 @dataclass(frozen=True)
 class PatchCoreConfig:
-    """Everything that defines a model's embedding space and decision rule."""
+    """Everything that defines a model's embedding space and decision rule.
+
+    The embedding choices are recorded so a model always scores as it was built:
+    ``aggregation`` averages each backbone layer over a k×k cell window before the
+    layers are joined (PatchCore's locally aware features, eq. 2; 1 = off);
+    ``patch_norm`` ``none`` keeps the feature magnitude, ``l2`` puts every patch on
+    the unit sphere (seed 000 step 8); ``knn_k`` neighbours are averaged for each
+    patch's distance; ``score_method`` reads the image score from the map (``max``,
+    ``p99``) or re-weights the maximum by the local density of the bank around its
+    nearest neighbour (``reweighted``, PatchCore eq. 7, with ``score_k`` neighbours).
+    """
 
     backbone: str = "resnet18"
     weights: str = "imagenet"
@@ -27,6 +39,8 @@ class PatchCoreConfig:
     normalize: str = "imagenet"
     coreset_ratio: float = 0.1
     coreset_chunk_patches: int = DEFAULT_CHUNK_PATCHES
+    patch_norm: str = "l2"
+    aggregation: int = 1
     knn_k: int = 3
     stride: int = 1
     distance: str = "l2"
@@ -34,6 +48,7 @@ class PatchCoreConfig:
     smoothing_sigma: float = 4.0
     map_alignment: str = "receptive_field"
     score_method: str = "max"
+    score_k: int = 9
     seed: int = 0
     batch_size: int = 8
     holdout_fraction: float = 0.2
@@ -45,19 +60,23 @@ class PatchCoreConfig:
         from anomalia.core.features import check_backbone
         from anomalia.core.image import COLOR_MODES, NORMALISATIONS
         from anomalia.core.knn import DISTANCES, available_indexes
-        from anomalia.core.scoring import SCORE_METHODS
 
         check_backbone(self.backbone)
         choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
                    "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS,
-                   "map_alignment": MAP_ALIGNMENTS}
+                   "map_alignment": MAP_ALIGNMENTS, "patch_norm": PATCH_NORMS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        positive_ints = ("img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches")
+        positive_ints = ("img_size", "knn_k", "score_k", "stride", "batch_size", "coreset_chunk_patches", "aggregation")
         for name in positive_ints:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if self.aggregation % 2 == 0:
+            raise ValueError(f"aggregation must be an odd window size (1 = none, 3 = PatchCore's 3x3); "
+                             f"got {self.aggregation}")
+        if self.distance == "cosine" and self.patch_norm != "l2":
+            raise ValueError("distance 'cosine' compares directions only: it needs patch_norm 'l2'")
         if self.img_size < 32:
             raise ValueError(f"img_size must be at least 32 pixels; got {self.img_size}")
         if not 0.0 < self.coreset_ratio <= 1.0:
@@ -72,6 +91,11 @@ class PatchCoreConfig:
         from anomalia.core.features import WeightsSpec
 
         return WeightsSpec.parse(self.weights, seed=self.seed)
+
+    def embedding(self) -> dict:
+        """The embedding and scoring choices, as recorded in manifests and shown by ``/health`` and the CLI."""
+        return {"patch_norm": self.patch_norm, "aggregation": self.aggregation, "knn_k": self.knn_k,
+                "score_method": self.score_method, "score_k": self.score_k}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,7 +15,7 @@ from anomalia.core.features import FeatureExtractor, create_extractor
 from anomalia.core.image import to_model_input
 from anomalia.core.knn import NearestNeighbours
 from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
-from anomalia.core.scoring import anomaly_map, image_score
+from anomalia.core.scoring import anomaly_map, density_weight, image_score
 
 
 class NotFittedError(RuntimeError):
@@ -83,7 +83,7 @@ class PatchCore:
         try:
             for batch in self._batches(_Subset(images, train)):
                 started = time.perf_counter()
-                embeddings = self._embed(batch)
+                embeddings = self.embed(batch)
                 timings["features_s"] += time.perf_counter() - started
                 started = time.perf_counter()
                 builder.add(embeddings)
@@ -149,8 +149,10 @@ class PatchCore:
         self._check_fitted()
         results: list[Prediction] = []
         for batch in self._batches(list(images)):
-            for image, heat in zip(batch, self.anomaly_maps(batch)):
-                score = image_score(heat, mask, self.config.score_method)
+            embeddings, distances, nearest = self.patch_distances(batch)
+            for i, image in enumerate(batch):
+                heat = self.map_from_distances(distances[i])
+                score = self.image_score(heat, mask, embeddings[i], nearest[i])
                 results.append(Prediction(score=score, anomaly_map=heat,
                                           image_size=(image.shape[1], image.shape[0])))
         return results
@@ -158,12 +160,47 @@ class PatchCore:
     def anomaly_maps(self, images: list[np.ndarray]) -> np.ndarray:
         """``(B, img_size, img_size)`` smoothed distance maps for one batch."""
         self._check_fitted()
-        embeddings = self._embed(images)
+        _, distances, _ = self.patch_distances(images)
+        return np.stack([self.map_from_distances(d) for d in distances])
+
+    def patch_distances(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embeddings ``(B, h, w, C)``, mean kNN distance ``(B, h, w)`` and nearest bank row ``(B, h, w)``."""
+        embeddings = self.embed(images)
         b, h, w, c = embeddings.shape
-        distances = self.knn_.mean_distance(embeddings.reshape(-1, c), self.config.knn_k).reshape(b, h, w)
-        size, sigma = self.config.img_size, self.config.smoothing_sigma
+        distances, ids = self.knn_.search(embeddings.reshape(-1, c), self.config.knn_k)
+        return embeddings, distances.mean(axis=1).reshape(b, h, w), ids[:, 0].reshape(b, h, w)
+
+    def map_from_distances(self, patch_distances: np.ndarray) -> np.ndarray:
+        """``(h, w)`` patch distances → ``(img_size, img_size)`` smoothed map."""
+        return anomaly_map(patch_distances, self.config.img_size, self.config.smoothing_sigma,
+                           centres=self.cell_centres())
+
+    def image_score(self, heat: np.ndarray, mask: np.ndarray | None, embeddings: np.ndarray,
+                    nearest: np.ndarray) -> float:
+        """The config's score rule on one image's map; ``reweighted`` also needs its patches' neighbours."""
+        if self.config.score_method != "reweighted":
+            return image_score(heat, mask, self.config.score_method)
+        return image_score(heat, mask, "max") * self._density_weight(heat, mask, embeddings, nearest)
+
+    def _density_weight(self, heat: np.ndarray, mask: np.ndarray | None, embeddings: np.ndarray,
+                        nearest: np.ndarray) -> float:
+        """PatchCore eq. 7's weight for the patch under the map's maximum (inside ``mask``)."""
+        masked = heat if mask is None else np.where(mask, heat, -np.inf)
+        row, col = np.unravel_index(int(np.argmax(masked)), heat.shape)
+        cell = self._cell_at(int(row), int(col), embeddings.shape[:2])
+        return density_weight(embeddings[cell], int(nearest[cell]), self.memory_bank_, self.knn_,
+                              self.config.score_k)
+
+    def _cell_at(self, row: int, col: int, grid: tuple[int, int]) -> tuple[int, int]:
+        """The map cell whose centre is nearest to pixel ``(row, col)``."""
         centres = self.cell_centres()
-        return np.stack([anomaly_map(d, size, sigma, centres=centres) for d in distances])
+        size = self.config.img_size
+        if centres is None:
+            cells = (row * grid[0] // size, col * grid[1] // size)
+        else:
+            first, step = centres
+            cells = (round((row - first) / step), round((col - first) / step))
+        return min(max(cells[0], 0), grid[0] - 1), min(max(cells[1], 0), grid[1] - 1)
 
     def cell_centres(self) -> tuple[float, float] | None:
         """Where the map's cells sit in the image, unless the config keeps seed 000's plain resize."""
@@ -182,14 +219,15 @@ class PatchCore:
             self.extractor = create_extractor(self.config.backbone, self.config.weights_spec())
         return self.extractor
 
-    def _embed(self, images: list[np.ndarray]) -> np.ndarray:
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """``(B, h, w, C)`` patch embeddings of BGR images, as the memory bank holds them."""
         config = self.config
         batch = to_model_input(images, config.img_size, config.color, config.normalize)
         extractor = self.feature_extractor()
         device = next(extractor.parameters()).device
         with torch.inference_mode():
-            features = extractor(batch.to(device))
-        return patch_embeddings(features.cpu(), config.stride)
+            features = extractor(batch.to(device), config.aggregation)
+        return patch_embeddings(features.cpu(), config.stride, config.patch_norm)
 
     def _batches(self, images):
         size = self.config.batch_size

@@ -87,14 +87,21 @@ class NearestNeighbours:
     def size(self) -> int:
         return int(self.index.ntotal)
 
-    def mean_distance(self, queries: np.ndarray, k: int) -> np.ndarray:
-        """``(N,)`` mean distance to the ``k`` nearest bank vectors."""
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, k)`` distances in this index's metric, nearest first, and the bank row ids."""
         if not 1 <= k <= self.size:
             raise ValueError(f"knn k must be in 1..{self.size} (the bank size), got {k}")
-        squared, _ = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        squared, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return self.from_squared(squared), ids
+
+    def from_squared(self, squared: np.ndarray) -> np.ndarray:
+        """Squared L2 distances → this index's metric."""
         squared = np.maximum(squared, 0.0)
-        distances = squared * 0.5 if self.distance == "cosine" else np.sqrt(squared)
-        return distances.mean(axis=1)
+        return squared * 0.5 if self.distance == "cosine" else np.sqrt(squared)
+
+    def mean_distance(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """``(N,)`` mean distance to the ``k`` nearest bank vectors."""
+        return self.search(queries, k)[0].mean(axis=1)
 
     def neighbours(self, queries: np.ndarray, k: int) -> np.ndarray:
         """``(N, k)`` bank row ids, used to measure an approximate index's recall."""

@@ -7,21 +7,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from anomalia.core.config import DEFAULT_CHUNK_PATCHES
+from anomalia.core.config import DEFAULT_CHUNK_PATCHES, PATCH_NORMS
 from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, random_projection
 
 DEFAULT_WORKERS = 2
 
 
-def patch_embeddings(features: torch.Tensor, stride: int = 1) -> np.ndarray:
-    """``(B, C, h, w)`` features → ``(B, h', w', C)`` L2-normalised patch vectors (seed 000 steps 7–8).
+def patch_embeddings(features: torch.Tensor, stride: int = 1, norm: str = "l2") -> np.ndarray:
+    """``(B, C, h, w)`` features → ``(B, h', w', C)`` patch vectors (seed 000 steps 7–8).
 
-    ``stride`` keeps every ``stride``-th patch in both directions (``PATCH_STRIDE``).
+    ``stride`` keeps every ``stride``-th patch in both directions (``PATCH_STRIDE``);
+    ``norm`` ``l2`` puts each vector on the unit sphere, ``none`` keeps its magnitude,
+    which is what tells a flat scratch from a busy grain on irregular surfaces.
     """
+    if norm not in PATCH_NORMS:
+        raise ValueError(f"patch norm must be one of {', '.join(PATCH_NORMS)}; got {norm!r}")
     if stride > 1:
         features = features[:, :, ::stride, ::stride]
     grid = features.permute(0, 2, 3, 1).float()
-    grid = torch.nn.functional.normalize(grid, dim=-1)
+    if norm == "l2":
+        grid = torch.nn.functional.normalize(grid, dim=-1)
     return np.ascontiguousarray(grid.numpy(), dtype=np.float32)
 
 
@@ -54,7 +59,7 @@ class MemoryBankBuilder:
         self.n_seen = 0
 
     def add(self, embeddings: np.ndarray) -> None:
-        """Add ``(N, C)`` L2-normalised patch vectors."""
+        """Add ``(..., C)`` patch vectors."""
         self._pending.append(embeddings.reshape(-1, embeddings.shape[-1]))
         self._pending_rows += self._pending[-1].shape[0]
         self.n_seen += self._pending[-1].shape[0]

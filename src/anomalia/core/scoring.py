@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-SCORE_METHODS = ("max", "p99")
+from anomalia.core.knn import NearestNeighbours
+
+MAP_SCORES = ("max", "p99")
 MODES = ("sensitive", "strict")
 MODE_FACTORS = {"sensitive": 0.8, "strict": 1.2}
 
@@ -43,7 +45,27 @@ def image_score(heat: np.ndarray, mask: np.ndarray | None, method: str) -> float
         return float(values.max())
     if method == "p99":
         return float(np.percentile(values, 99))
-    raise ValueError(f"score method must be one of {', '.join(SCORE_METHODS)}; got {method!r}")
+    raise ValueError(f"a map's score must be one of {', '.join(MAP_SCORES)}; got {method!r}")
+
+
+def density_weight(query: np.ndarray, nearest: int, bank: np.ndarray, knn: NearestNeighbours, support: int) -> float:
+    """PatchCore eq. 7: trust a distance less where the bank is sparse around the nearest neighbour.
+
+    ``w = 1 − exp d(q, m*) / Σ_{m ∈ N_b(m*)} exp d(q, m)`` over the ``support`` = b bank
+    vectors nearest to ``m* = bank[nearest]`` (itself included), scaled by ``b / (b − 1)`` so
+    that a uniform neighbourhood weighs 1 and scores stay on the map's scale (a constant
+    factor: the ranking is the paper's).
+    """
+    support = min(support, knn.size)
+    if support < 2:
+        return 1.0
+    _, rows = knn.search(bank[nearest][None, :], support)
+    others = [int(r) for r in rows[0] if r != nearest and r >= 0][: support - 1]
+    members = bank[[nearest, *others]].astype(np.float64)
+    distances = knn.from_squared(((members - query[None, :].astype(np.float64)) ** 2).sum(axis=1))
+    shares = np.exp(distances - distances.max())
+    weight = 1.0 - shares[0] / shares.sum()
+    return float(weight * len(members) / (len(members) - 1))
 
 
 def normalise(heat: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -43,8 +43,8 @@ def build_demo_model(settings: Settings) -> dict:
     log.warning("DEMO MODEL", message=f"no model in ARTIFACTS_DIR={settings.artifacts_dir}: building a DEMO "
                 f"model from {DEMO_TRAIN_IMAGES} synthetic good images (not a model of your product)")
     weights, extractor = demo_extractor(settings.anomalia_weights)
-    config = PatchCoreConfig(backbone=DEMO_BACKBONE, weights=weights, img_size=settings.img_size,
-                             knn_k=settings.knn_k, stride=settings.patch_stride, seed=0)
+    config = PatchCoreConfig(backbone=DEMO_BACKBONE, weights=weights, img_size=settings.img_size, seed=0,
+                             **settings.query_overrides())
     images = [good_image(seed, settings.img_size) for seed in range(DEMO_TRAIN_IMAGES)]
     detector = PatchCore(config, extractor=extractor).fit(images)
     manifest = save_model(detector, settings.artifacts_dir,

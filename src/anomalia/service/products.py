@@ -222,10 +222,14 @@ class Products:
     # -- fit_ok -------------------------------------------------------------------------------
     def fit_config(self) -> PatchCoreConfig:
         s = self.settings
+        chosen = {"patch_norm": "l2"} if s.patchcore_distance == "cosine" else {}  # cosine compares directions
+        if "knn_k" in s.model_fields_set:
+            chosen["knn_k"] = s.knn_k
         return PatchCoreConfig(backbone=s.patchcore_backbone, weights=s.anomalia_weights, img_size=PRODUCT_IMG_SIZE,
                                coreset_ratio=s.patchcore_coreset_ratio, distance=s.patchcore_distance,
-                               batch_size=s.patchcore_batch_size, knn_k=s.knn_k, score_method=SCORE_PERCENTILE,
-                               holdout_fraction=0.0, safety_factor=s.calibration_safety_factor).validate()
+                               batch_size=s.patchcore_batch_size, score_method=SCORE_PERCENTILE,
+                               holdout_fraction=0.0, safety_factor=s.calibration_safety_factor,
+                               **chosen).validate()
 
     def fit_ok(self, command: FitCommand, slot: FitSlot) -> dict:
         """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``."""

@@ -67,11 +67,7 @@ def apply_query_settings(loaded: LoadedModel, settings: Settings, *, legacy: boo
     no size, so there it says which size the bank was built at, as in the seed.
     """
     detector, chosen = loaded.detector, settings.model_fields_set
-    changes = {}
-    if "knn_k" in chosen:
-        changes["knn_k"] = settings.knn_k
-    if "patch_stride" in chosen:
-        changes["stride"] = settings.patch_stride
+    changes: dict = settings.query_overrides()
     if "img_size" in chosen and legacy:
         changes["img_size"] = settings.img_size
     elif "img_size" in chosen and settings.img_size != detector.config.img_size:

@@ -48,7 +48,8 @@ def legacy_config(config_json: dict, *, weights: str) -> PatchCoreConfig:
     """Seed 000's pipeline: grey input in 0..1, resnet18 layer2+3, no smoothing, score = max."""
     return PatchCoreConfig(
         backbone="resnet18", weights=weights, img_size=int(config_json.get("img_size", 256)),
-        color="gray", normalize="unit", coreset_ratio=1.0, knn_k=int(config_json.get("knn_k", 3)),
+        color="gray", normalize="unit", patch_norm="l2", aggregation=1, coreset_ratio=1.0,
+        knn_k=int(config_json.get("knn_k", 3)),
         stride=int(config_json.get("patch_stride", 1)), smoothing_sigma=0.0, score_method="max",
         map_alignment="resize",
         holdout_fraction=0.0,

@@ -9,7 +9,7 @@ from pathlib import Path
 from anomalia import __version__
 from anomalia.core.detector import PatchCore, PatchCoreConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.npy"
 INDEX = "coreset.faiss"
@@ -25,6 +25,8 @@ def embedding_version(config: PatchCoreConfig, layers: tuple[str, ...]) -> str:
         suffix = "layer2_3_concat"
     else:
         suffix = "_".join(layers) or "features"
+    if (config.patch_norm, config.aggregation) != ("l2", 1):
+        suffix += f"_agg{config.aggregation}_{config.patch_norm}"
     return f"{config.backbone}_{suffix}_{config.color}_{config.normalize}_v1"
 
 
@@ -62,6 +64,7 @@ def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | Non
         "img_size": config.img_size,
         "stride": config.stride,
         "k": config.knn_k,
+        "embedding": config.embedding(),
         "color": config.color,
         "coreset_ratio": config.coreset_ratio,
         "coreset_size": int(detector.memory_bank_.shape[0]),
@@ -75,11 +78,20 @@ def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | Non
     return manifest
 
 
+def schema1_embedding(backbone: str) -> dict:
+    """What schema-1 manifests left unsaid: L2-normalised patches, 3×3 aggregation only for wide_resnet50_2."""
+    return {"patch_norm": "l2", "aggregation": 3 if backbone == "wide_resnet50_2" else 1}
+
+
 def config_from_manifest(manifest: dict) -> PatchCoreConfig:
+    """The config a model was built with; fields a schema-1 manifest lacks keep the maths it was built with."""
     if manifest.get("schema_version", 0) > SCHEMA_VERSION:
         raise ModelFormatError(
             f"model schema {manifest['schema_version']} is newer than this anomalia understands ({SCHEMA_VERSION})")
     try:
-        return PatchCoreConfig(**manifest["config"]).validate()
+        saved = dict(manifest["config"])
+        for name, value in schema1_embedding(str(saved.get("backbone", ""))).items():
+            saved.setdefault(name, value)
+        return PatchCoreConfig(**saved).validate()
     except (KeyError, TypeError) as error:
         raise ModelFormatError(f"manifest has no valid config section: {error}") from error

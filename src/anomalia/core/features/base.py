@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 WEIGHT_KINDS = ("imagenet", "random", "file")
@@ -63,7 +64,12 @@ class WeightsSpec:
 
 
 class FeatureExtractor(nn.Module):
-    """Frozen backbone trunk; ``forward`` returns ``(B, C, h, w)`` patch features."""
+    """Frozen backbone trunk; ``forward(images, aggregation)`` returns ``(B, C, h, w)`` patch features.
+
+    ``aggregation`` is a k×k average over neighbouring cells of each layer at its own
+    resolution (PatchCore eq. 2); it is a model property, not the backbone's, so one
+    loaded backbone serves models built with different windows.
+    """
 
     name: str
     info: FeatureInfo
@@ -91,6 +97,13 @@ class FeatureExtractor(nn.Module):
     def output_grid(self, img_size: int) -> tuple[int, int]:
         side = img_size // self.info.stride
         return side, side
+
+
+def aggregate(features: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over each cell's ``window``×``window`` neighbourhood, same grid size (zero padding, as the paper)."""
+    if window <= 1:
+        return features
+    return F.avg_pool2d(features, window, stride=1, padding=window // 2)
 
 
 def state_dict_fingerprint(state: dict[str, torch.Tensor]) -> str:

@@ -13,6 +13,7 @@ from anomalia.core.features.base import (
     FeatureInfo,
     WeightsSpec,
     WeightsUnavailableError,
+    aggregate,
     build_seeded,
     load_state_file,
 )
@@ -29,13 +30,14 @@ class DinoV2Patches(FeatureExtractor):
                          weights)
         self.vit = vit
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, aggregation: int = 1) -> torch.Tensor:
         h, w = images.shape[-2] // 14, images.shape[-1] // 14
         if (h * 14, w * 14) != tuple(images.shape[-2:]):
             # 14-px patches must tile the input: resize to the grid ``output_grid`` promises (256 → 252).
             images = F.interpolate(images, size=(h * 14, w * 14), mode="bilinear", align_corners=False)
         tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
-        return tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous()
+        grid = tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
+        return aggregate(grid, aggregation).contiguous()
 
 
 def _create(pretrained: bool) -> torch.nn.Module:

@@ -15,6 +15,7 @@ from anomalia.core.features.base import (
     FeatureInfo,
     WeightsSpec,
     WeightsUnavailableError,
+    aggregate,
     build_seeded,
     load_state_file,
     state_dict_fingerprint,
@@ -28,28 +29,20 @@ _TORCHVISION_WEIGHTS = {
 
 
 class ResNetLayer23(FeatureExtractor):
-    """``layer2`` ⊕ upsampled ``layer3`` (seed 000 steps 4–6); ``layer4`` and ``fc`` are never built in.
+    """``layer2`` ⊕ upsampled ``layer3`` (seed 000 steps 4–6); ``layer4`` and ``fc`` are never built in."""
 
-    ``neighbourhood`` > 1 averages each cell over a k×k window first (PatchCore's local
-    aggregation, eq. 2), which the paper uses with wide_resnet50_2.
-    """
-
-    def __init__(self, name: str, net: torchvision.models.ResNet, weights: WeightsSpec, neighbourhood: int):
+    def __init__(self, name: str, net: torchvision.models.ResNet, weights: WeightsSpec):
         c2 = net.layer2[-1].conv1.in_channels if hasattr(net.layer2[-1], "conv3") else net.layer2[-1].conv2.out_channels
         c3 = net.layer3[-1].conv1.in_channels if hasattr(net.layer3[-1], "conv3") else net.layer3[-1].conv2.out_channels
         super().__init__(name, FeatureInfo(channels=c2 + c3, stride=8, layers=("layer2", "layer3"),
                                            first_centre=0.0), weights)
         self.to_layer2: nn.Module = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
         self.layer3: nn.Module = net.layer3
-        self.neighbourhood = neighbourhood
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, aggregation: int = 1) -> torch.Tensor:
         f2 = self.to_layer2(images)
-        f3 = self.layer3(f2)
-        if self.neighbourhood > 1:
-            pad = self.neighbourhood // 2
-            f2 = F.avg_pool2d(f2, self.neighbourhood, stride=1, padding=pad)
-            f3 = F.avg_pool2d(f3, self.neighbourhood, stride=1, padding=pad)
+        f3 = aggregate(self.layer3(f2), aggregation)
+        f2 = aggregate(f2, aggregation)
         f3 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([f2, f3], dim=1)
 
@@ -88,8 +81,8 @@ def _load_resnet(name: str, builder: Callable[..., torchvision.models.ResNet], w
     return net
 
 
-def _build(name: str, builder, weights: WeightsSpec, neighbourhood: int) -> FeatureExtractor:
-    extractor = ResNetLayer23(name, _load_resnet(name, builder, weights), weights, neighbourhood)
+def _build(name: str, builder, weights: WeightsSpec) -> FeatureExtractor:
+    extractor = ResNetLayer23(name, _load_resnet(name, builder, weights), weights)
     extractor._fingerprint = state_dict_fingerprint(extractor.state_dict())  # before fusion rewrites it
     extractor.freeze()
     return extractor.optimise_for_cpu()
@@ -97,9 +90,9 @@ def _build(name: str, builder, weights: WeightsSpec, neighbourhood: int) -> Feat
 
 @register_backbone("resnet18")
 def resnet18(weights: WeightsSpec) -> FeatureExtractor:
-    return _build("resnet18", torchvision.models.resnet18, weights, neighbourhood=1)
+    return _build("resnet18", torchvision.models.resnet18, weights)
 
 
 @register_backbone("wide_resnet50_2")
 def wide_resnet50_2(weights: WeightsSpec) -> FeatureExtractor:
-    return _build("wide_resnet50_2", torchvision.models.wide_resnet50_2, weights, neighbourhood=3)
+    return _build("wide_resnet50_2", torchvision.models.wide_resnet50_2, weights)

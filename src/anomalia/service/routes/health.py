@@ -26,6 +26,7 @@ def single_model_fields(runtime) -> dict:
         "weights": manifest.get("weights"),
         "weights_fingerprint": manifest.get("weights_fingerprint"),
         "embedding_version": manifest.get("embedding_version"),
+        "embedding": detector.config.embedding() if detector else None,
     }
 
 
@@ -39,6 +40,7 @@ async def health(request: Request) -> dict:
         "device": runtime.device,
         **single_model_fields(runtime),
         "model": runtime.settings.patchcore_backbone,
+        "product_embedding": products.fit_config().embedding() if products is not None else None,
         "version": __version__,
         "uptime_s": runtime.uptime_s,
         "roles_loaded": sorted(rois),
