@@ -10,15 +10,18 @@ tensors our detector sees (``anomalia.core.image.to_model_input``, no centre cro
 the way anomalib's Lightning module drives it: a train-mode forward per batch stores embeddings
 (``training_step``), ``subsample_embedding`` runs the k-center-greedy coreset (``fit``), and an
 eval-mode forward gives the raw ``pred_score`` and ``anomaly_map`` (``validation_step``).
-anomalib's post-processor min-max normalisation is left out: it is monotonic, so no AUROC or PRO
-changes. What anomalib 2.7 computes, for comparison with ours: patch features are raw (not
-L2-normalised) layer2 ⊕ bilinear-upsampled layer3 after a 3×3 average pool (zero padding counted);
-the map is each patch's distance to its nearest bank vector (k = 1), nearest-neighbour upsampled
-to the input size and blurred with σ = 4 (33-tap kernel, reflect padding); the image score is the
-largest patch distance s* times 1 − softmax(d)[0], where d holds that patch's distances to the 9
-bank neighbours of its nearest bank vector m* (m* itself first): the paper's re-weighting. The
-metrics are anomalia's own (``anomalia.core.metrics``), so both sides of a comparison share one
-implementation.
+Those raw outputs are scored: anomalib's post-processor, which maps them to
+``(x − threshold) / (max − min) + 0.5`` clamped to [0, 1], is left out, since the clamp ties the
+extremes and could move AUROC and PRO slightly.
+
+What anomalib 2.7 computes, for comparison with ours: patch features are raw (not
+L2-normalised) layer2 ⊕ bilinear-upsampled layer3, each after a 3×3 average pool (zero padding
+counted); the map is each patch's distance to its nearest bank vector (k = 1), nearest-neighbour
+upsampled to the input size and blurred with σ = 4 (33-tap kernel, reflect padding); the image
+score is the largest patch distance s* times 1 − softmax(d)[0], where d holds that patch's
+distances to the 9 bank neighbours of its nearest bank vector m* (m* itself first): the paper's
+re-weighting. The metrics are anomalia's own (``anomalia.core.metrics``), so both sides of a
+comparison share one implementation.
 
 The output JSON is rewritten after each surface; a rerun skips surfaces already present for the
 same suite hash, weights file, coreset ratio, seed and anomalib version.
