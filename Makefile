@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv browser clean
+.PHONY: run test bench accuracy venv browser clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,19 @@ test: venv browser
 BENCH_ARGS ?= --repeats 3 --large --accuracy
 bench: venv
 	$(PY) -m anomalia.bench $(BENCH_ARGS)
+
+# The accuracy suite (docs/ACCURACY.md): minutes on a laptop, so not part of `make test`;
+# `python -m anomalia.accuracy --smoke` is the seconds-long version. Options go in ACCURACY_ARGS, e.g.
+#   make accuracy ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "none=patch_norm=none,aggregation=3"'
+# --- reference hook (issue 17): anomalib's PatchCore on the same suite and weights file. ---
+# Once `.venv-ref` and tools/accuracy_reference.py exist, the recipe runs first
+#   $(PY) -m anomalia.accuracy --build-only
+#   .venv-ref/bin/python tools/accuracy_reference.py --suite accuracy-results/suite \
+#     --weights accuracy-results/weights/resnet18_random_seed0.pt --out accuracy-results/reference.json
+# and its last line gains `--reference accuracy-results/reference.json`.
+ACCURACY_ARGS ?=
+accuracy: venv
+	$(PY) -m anomalia.accuracy $(ACCURACY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info
