@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv browser clean reference-venv reference
+.PHONY: run test bench accuracy venv browser clean reference-venv reference
 
 venv: $(STAMP)
 
@@ -53,6 +53,20 @@ REF_ARGS ?=
 reference: reference-venv
 	@test -n "$(REF_ARGS)" || { echo 'set REF_ARGS, e.g. REF_ARGS="--suite DIR --weights resnet18.pt --out accuracy-results/reference.json"' >&2; exit 2; }
 	$(REF_VENV)/bin/python tools/accuracy_reference.py $(REF_ARGS)
+
+# The accuracy suite (docs/ACCURACY.md): tens of minutes (the reference's coreset is slow), so not
+# part of `make test`; `python -m anomalia.accuracy --smoke` is the seconds-long version. It builds the
+# suite, runs anomalib's PatchCore on it with the same weights file (resumable, cached in
+# accuracy-results/reference.json), then ours, and rewrites docs/ACCURACY.md. Options go in
+# ACCURACY_ARGS, e.g. ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "paper=patch_norm=none,aggregation=3"'
+SUITE := accuracy-results/suite
+SUITE_WEIGHTS := accuracy-results/weights/resnet18_random_seed0.pt
+ACCURACY_ARGS ?= --markdown docs/ACCURACY.md --json accuracy-results/accuracy.json
+accuracy: venv reference-venv
+	$(PY) -m anomalia.accuracy --suite $(SUITE) --build-only
+	$(REF_VENV)/bin/python tools/accuracy_reference.py --suite $(SUITE) --weights $(SUITE_WEIGHTS) \
+	  --out accuracy-results/reference.json
+	$(PY) -m anomalia.accuracy --suite $(SUITE) --reference accuracy-results/reference.json $(ACCURACY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -1,0 +1,190 @@
+"""The run's three outputs: a terminal table, a JSON record and the Markdown page docs/ACCURACY.md.
+
+One table model feeds the terminal and the page: a row per surface plus the means (overall
+and per family), one column group per variant, and the reference's figure beside each of
+ours, with ↓ where ours is lower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from anomalia.accuracy.defects import describe_defects
+from anomalia.accuracy.reference import Reference
+from anomalia.accuracy.runner import SCORES, VariantResult, mean_of
+from anomalia.accuracy.suite import Suite
+from anomalia.accuracy.surfaces import get_surface
+
+HEADINGS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pro": "PRO", "fit_s": "fit s"}
+BELOW = "↓"
+Table = tuple[list[str], list[str], list[list[str]]]  # (group headings, headings, rows)
+
+
+def _number(score: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if score == "fit_s" else f"{value:.3f}"
+
+
+def cell(score: str, ours: float | None, ref: float | None) -> str:
+    """``0.832``, or ``0.832 (ref 0.771)``, with ↓ when a quality score rounds below the reference."""
+    text = _number(score, ours)
+    if ref is None:
+        return text
+    lower = score != "fit_s" and ours is not None and round(ours, 3) < round(ref, 3)
+    return f"{text} (ref {_number(score, ref)}){' ' + BELOW if lower else ''}"
+
+
+def _reference_mean(reference: Reference | None, surfaces: Sequence[str], score: str) -> float | None:
+    """The reference's mean over exactly these surfaces, or None if it lacks any of them."""
+    if reference is None:
+        return None
+    values = [reference.figure(name, score) for name in surfaces]
+    return None if any(v is None for v in values) else mean_of(values)
+
+
+def build_table(results: Sequence[VariantResult], reference: Reference | None) -> Table:
+    """Rows: each surface, then ``mean`` and ``mean <family>``; columns: a group per variant."""
+    groups = ["", "", ""] + [r.variant.name if i == 0 else "" for r in results for i in range(len(SCORES))]
+    headings = ["surface", "family", "colour"] + [HEADINGS[s] for _ in results for s in SCORES]
+    first = results[0]
+    rows = []
+    for position, row in enumerate(first.surfaces):
+        line = [row.surface, row.family, row.colour]
+        for result in results:
+            ours = result.surfaces[position]
+            line += [cell(s, getattr(ours, s), reference.figure(ours.surface, s) if reference else None)
+                     for s in SCORES]
+        rows.append(line)
+    for group in first.means():
+        members = [r.surface for r in first.surfaces if group == "all" or r.family == group]
+        line = ["mean" if group == "all" else f"mean {group}", "", ""]
+        for result in results:
+            means = result.means()[group]
+            line += [cell(s, means[s], _reference_mean(reference, members, s)) for s in SCORES]
+        rows.append(line)
+    return groups, headings, rows
+
+
+def render_text(table: Table) -> str:
+    """Fixed-width columns for the terminal, the variant's name above its columns."""
+    groups, headings, rows = table
+    widths = [max(len(text) for text in column) for column in zip(groups, headings, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(text.ljust(width) if i < 3 else text.rjust(width)
+                         for i, (text, width) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    body = [line(r) for r in rows if not r[0].startswith("mean")]
+    means = [line(r) for r in rows if r[0].startswith("mean")]
+    return "\n".join([line(groups), line(headings), rule, *body, rule, *means])
+
+
+def render_markdown(table: Table) -> str:
+    """A GitHub table; the variant's name prefixes its column headings when there are several."""
+    groups, headings, rows = table
+    several = len([g for g in groups if g]) > 1
+    titles, current = [], ""
+    for group, heading in zip(groups, headings):
+        current = group or current
+        titles.append(f"{current}: {heading}" if several and current else heading)
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(titles))) + "|"]
+    for row in rows:
+        cells = [f"**{text}**" if row[0].startswith("mean") and text else text for text in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_json(suite: Suite, results: Sequence[VariantResult], reference: Reference | None,
+                 context: dict[str, object]) -> dict:
+    """Everything the run produced, JSON-ready: suite, context (date, machine, command), variants."""
+    return {
+        "suite": {"root": str(suite.root), "hash": suite.hash, "spec": asdict(suite.spec)},
+        **context,
+        "reference": None if reference is None else {
+            "path": str(reference.path), "tool": reference.tool, "weights": reference.weights,
+            "surfaces": reference.surfaces},
+        "variants": [{
+            "name": r.variant.name, "options": r.variant.options, "config": r.variant.config.to_dict(),
+            "weights": r.weights, "means": r.means(),
+            "surfaces": {s.surface: asdict(s) for s in r.surfaces},
+        } for r in results],
+    }
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _suite_section(suite: Suite) -> list[str]:
+    spec = suite.spec
+    lines = ["## What is in it", "",
+             f"{len(spec.surfaces)} surfaces of {spec.size} x {spec.size} px, each with {spec.n_train} good "
+             f"training images, {spec.n_test_good} good test images and {spec.n_defect} defect images (kinds "
+             "dealt in turn, small and large alternating), with 0/255 masks, in the MVTec AD folder layout. "
+             f"Everything follows from seed {spec.seed}: a rebuild is bit-identical, and `suite.json` holds a "
+             f"hash over every pixel (`{suite.hash}`).", "",
+             "| surface | family | colour | what it shows |", "|---|---|---|---|"]
+    for name in spec.surfaces:
+        surface = get_surface(name)
+        lines.append(f"| {name} | {surface.family} | {surface.colour} | {_first_line(surface.render.__doc__)} |")
+    lines += ["", "| defect | what is painted |", "|---|---|"]
+    lines += [f"| {kind} | {text} |" for kind, text in describe_defects().items()]
+    return lines + [""]
+
+
+RUNNING = """## Running it
+
+    make accuracy                                     # build the suite if needed, fit and score, print the table
+    make accuracy ACCURACY_ARGS='--set knn_k=1'       # any PatchCoreConfig field
+    make accuracy ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "none=patch_norm=none,aggregation=3"'
+    python -m anomalia.accuracy --smoke               # 4 small surfaces, seconds: what CI can afford
+    python -m anomalia.accuracy --reference accuracy-results/reference.json --json out.json \\
+        --markdown docs/ACCURACY.md                   # figures beside the reference's; rewrite this page
+
+The suite is written to `accuracy-results/suite` (rebuilt when missing, when the generator code
+changed or when its files no longer match `suite.json`). The default backbone weights are a seeded
+random resnet18 saved once as `accuracy-results/weights/resnet18_random_seed0.pt`, so the reference
+tool loads the very same tensors; `--weights imagenet` or a file path changes that. A reference
+computed on another suite hash is refused.
+"""
+
+
+def _results_section(results: Sequence[VariantResult], reference: Reference | None,
+                     context: dict[str, object]) -> list[str]:
+    machine = context.get("machine", {})
+    lines = ["## Results", "", f"Run on {context.get('date', '?')} on {_machine_line(machine)}, with "
+             f"`{context.get('command', '')}`.", ""]
+    for result in results:
+        options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "the defaults"
+        lines.append(f"- **{result.variant.name}**: {options}; weights `{result.weights.get('weights', '?')}`"
+                     + (f" (trunk `{result.weights['trunk_sha256'][:19]}…`)" if "trunk_sha256" in result.weights else ""))
+    if reference is not None:
+        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`; {BELOW} marks a figure below it.")
+        warning = reference.weights_warning(results[0].weights)
+        if warning:
+            lines.append(f"- **warning**: {warning}.")
+    return lines + ["", render_markdown(build_table(results, reference)), ""]
+
+
+def _machine_line(machine: object) -> str:
+    if not isinstance(machine, dict):
+        return "an unknown machine"
+    return (f"{machine.get('cpu', 'an unknown CPU')} ({machine.get('cores', '?')} cores, "
+            f"{machine.get('torch_threads', '?')} torch threads, torch {machine.get('torch', '?')})")
+
+
+def markdown_page(suite: Suite, results: Sequence[VariantResult], reference: Reference | None,
+                  context: dict[str, object]) -> str:
+    """The whole of docs/ACCURACY.md: what the suite is, how to run it and this run's table."""
+    intro = ["# Accuracy suite", "",
+             "<!-- Generated by `python -m anomalia.accuracy --markdown docs/ACCURACY.md`; "
+             "change src/anomalia/accuracy/report.py, not this page. -->", "",
+             "Our own offline, deterministic benchmark for PatchCore options: regular patterns, irregular "
+             "natural-looking materials whose every good image is a new piece of the same stuff, and objects "
+             "on a background, in grey and colour, with five defect kinds in two sizes. It prints image "
+             "AUROC, pixel AUROC and PRO (AU-PRO up to 30 % FPR) per surface, per family and overall, for "
+             "any set of model options, beside a reference implementation's figures when given.", ""]
+    return "\n".join(intro + _suite_section(suite) + [RUNNING] + _results_section(results, reference, context))

@@ -1,0 +1,130 @@
+"""Fitting and scoring one set of model options on every surface of a built suite.
+
+Per surface: fit `PatchCore` on train/good, then `anomalia.evaluation.evaluate` on test/
+(image AUROC, pixel AUROC, PRO). One feature extractor is built per variant and shared by
+its surfaces, so fit times measure fitting, not loading the backbone.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from anomalia.accuracy.options import make_config
+from anomalia.accuracy.suite import Suite
+from anomalia.accuracy.surfaces import FAMILIES, get_surface
+from anomalia.accuracy.weights import weights_identity
+from anomalia.core.config import PatchCoreConfig
+from anomalia.core.detector import PatchCore
+from anomalia.core.features import FeatureExtractor
+from anomalia.evaluation import evaluate
+from anomalia.imagefiles import ImageFiles, list_images
+
+SCORES: tuple[str, ...] = ("image_auroc", "pixel_auroc", "pro", "fit_s")
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named set of model options: `options` as given on the command line, `config` in full."""
+
+    name: str
+    options: dict[str, object]
+    config: PatchCoreConfig
+
+
+@dataclass(frozen=True)
+class SurfaceResult:
+    surface: str
+    family: str
+    colour: str
+    image_auroc: float
+    pixel_auroc: float | None
+    pro: float | None
+    fit_s: float
+    eval_s: float
+    n_good: int
+    n_defect: int
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant's figures on every surface; `weights` names the backbone weights it loaded."""
+
+    variant: Variant
+    weights: dict[str, str]
+    surfaces: tuple[SurfaceResult, ...]
+
+    def means(self) -> dict[str, dict[str, float | None]]:
+        """Mean of each score over all surfaces (``"all"``) and per family present."""
+        groups = {"all": list(self.surfaces)}
+        for family in FAMILIES:
+            members = [r for r in self.surfaces if r.family == family]
+            if members:
+                groups[family] = members
+        return {group: {score: mean_of([getattr(r, score) for r in members]) for score in SCORES}
+                for group, members in groups.items()}
+
+
+def mean_of(values: Sequence[float | None]) -> float | None:
+    """Mean of the values present, None when there are none."""
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def build_variants(base: dict[str, object], named: Sequence[tuple[str, dict[str, object]]]) -> list[Variant]:
+    """One `Variant` per (name, options) over `base`; without any, one called ``default``."""
+    named = list(named) or [("default", {})]
+    names = [name for name, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"variant names must differ; got {', '.join(names)}")
+    return [Variant(name, dict(options), make_config({**base, **options})) for name, options in named]
+
+
+def score_surface(suite: Suite, name: str, config: PatchCoreConfig, extractor: FeatureExtractor) -> SurfaceResult:
+    """Fit on `name`'s train/good images and evaluate on its test images."""
+    folder = suite.surface_dir(name)
+    surface = get_surface(name)
+    started = time.perf_counter()
+    detector = PatchCore(config, extractor=extractor).fit(ImageFiles(list_images(folder / "train" / "good")))
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    result, _ = evaluate(detector, folder)
+    return SurfaceResult(surface=name, family=surface.family, colour=surface.colour,
+                         image_auroc=result.image_auroc, pixel_auroc=result.pixel_auroc, pro=result.pro,
+                         fit_s=fit_s, eval_s=time.perf_counter() - started,
+                         n_good=result.n_good, n_defect=result.n_defect)
+
+
+def run_variant(suite: Suite, variant: Variant, surfaces: Sequence[str], log: Log = print) -> VariantResult:
+    """Score `variant` on each of `surfaces`, logging one line per surface."""
+    extractor = PatchCore(variant.config).feature_extractor()
+    results = []
+    for name in surfaces:
+        result = score_surface(suite, name, variant.config, extractor)
+        log(f"[{variant.name}] {name:<9} image AUROC {result.image_auroc:.3f}  pixel AUROC "
+            f"{_fmt(result.pixel_auroc)}  PRO {_fmt(result.pro)}  fit {result.fit_s:.1f} s")
+        results.append(result)
+    return VariantResult(variant=variant, weights=weights_identity(variant.config.weights), surfaces=tuple(results))
+
+
+def _fmt(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+def machine_info() -> dict[str, object]:
+    """Where the figures were measured: CPU model, cores, torch threads and versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
