@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_variant(suite, variant, names, log) for variant in variants]
     table = build_table(results, reference)
     print(render_text(table))
-    context: dict[str, object] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
-               "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv])}
+    context: dict[str, object] = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
+        "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv])}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results_json(suite, results, reference, context), indent=1) + "\n")

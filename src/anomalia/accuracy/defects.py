@@ -89,7 +89,11 @@ def _blob(rng: np.random.Generator, scene: Scene, donor: Scene, scale: float, la
 
 
 def _cut_paste(rng: np.random.Generator, scene: Scene, donor: Scene, scale: float, large: bool) -> Layer:
-    """A 12-20 px (small) or 32-56 px piece of another good image, turned and rescaled, set in."""
+    """A 12-20 px (small) or 32-56 px piece of another good image, turned, rescaled, 5-12 % off in exposure.
+
+    The change of angle, scale and exposure is what a person notices on a random material, where
+    a piece of the same stuff set in as it was would be invisible.
+    """
     size = scene.image.shape[0]
     side = rng.uniform(32.0, 56.0) * scale if large else rng.uniform(12.0, 20.0) * scale
     x, y = _centre(rng, scene.support, 0.5 * side)
@@ -99,10 +103,11 @@ def _cut_paste(rng: np.random.Generator, scene: Scene, donor: Scene, scale: floa
     move = np.asarray(cv2.getRotationMatrix2D((float(source[0]), float(source[1])), turn, zoom), dtype=np.float64)
     move[:, 2] += (x, y) - source
     piece = cv2.warpAffine(donor.image, move, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    exposure = 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.12)
     corners = cv2.boxPoints(((x, y), (side, side * rng.uniform(0.6, 1.0)), rng.uniform(0.0, 90.0)))
     where = np.zeros((size, size), np.uint8)
     cv2.fillPoly(where, [np.rint(corners).astype(np.int32)], 1)
-    return piece.astype(np.float32), where.astype(bool)
+    return piece.astype(np.float32) * exposure, where.astype(bool)
 
 
 def _missing_piece(rng: np.random.Generator, scene: Scene, donor: Scene, scale: float, large: bool) -> Layer:

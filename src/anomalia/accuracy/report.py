@@ -90,7 +90,8 @@ def render_markdown(table: Table) -> str:
     for group, heading in zip(groups, headings):
         current = group or current
         titles.append(f"{current}: {heading}" if several and current else heading)
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(titles))) + "|"]
+    alignment = ["---" if i < 3 else "---:" for i in range(len(titles))]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join(alignment) + "|"]
     for row in rows:
         cells = [f"**{text}**" if row[0].startswith("mean") and text else text for text in row]
         lines.append("| " + " | ".join(cells) + " |")
@@ -130,7 +131,8 @@ def _suite_section(suite: Suite) -> list[str]:
     for name in spec.surfaces:
         surface = get_surface(name)
         lines.append(f"| {name} | {surface.family} | {surface.colour} | {_first_line(surface.render.__doc__)} |")
-    lines += ["", "| defect | what is painted |", "|---|---|"]
+    lines += ["", "Defect sizes are quoted for 256 px images and scale with the image.", "",
+              "| defect | what is painted |", "|---|---|"]
     lines += [f"| {kind} | {text} |" for kind, text in describe_defects().items()]
     return lines + [""]
 
@@ -159,8 +161,9 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
              f"`{context.get('command', '')}`.", ""]
     for result in results:
         options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "the defaults"
+        trunk = result.weights.get("trunk_sha256")
         lines.append(f"- **{result.variant.name}**: {options}; weights `{result.weights.get('weights', '?')}`"
-                     + (f" (trunk `{result.weights['trunk_sha256'][:19]}…`)" if "trunk_sha256" in result.weights else ""))
+                     + (f" (trunk `{trunk[:19]}…`)" if trunk else ""))
     if reference is not None:
         lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`; {BELOW} marks a figure below it.")
         warning = reference.weights_warning(results[0].weights)
