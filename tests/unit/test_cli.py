@@ -64,7 +64,7 @@ def test_fit_writes_a_model_and_prints_a_summary(workspace):
     (summary,) = json_lines(workspace["fit_out"])
     assert set(summary) == {"model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold",
                             "embedding"}
-    assert (summary["backbone"], summary["weights"], summary["n_embeddings"]) == ("resnet18", "random", 8 * 16 * 16)
+    assert (summary["backbone"], summary["weights"], summary["n_embeddings"]) == ("resnet18", "random", 10 * 16 * 16)
     manifest = load_model(workspace["model"]).manifest
     assert summary["embedding"] == manifest["embedding"] == PatchCoreConfig().embedding()
     assert manifest["model_version"] == summary["model_version"] and manifest["img_size"] == 128

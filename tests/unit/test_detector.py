@@ -139,9 +139,18 @@ def test_anomaly_map_locates_the_defect(scored, defects):
 def test_holdout_threshold_lies_between_good_and_defect_scores(fitted, scored, good_images):
     good, predictions = scored
     assert fitted.n_train_images_ == 16 and fitted.n_holdout_images_ == 4
-    # The held-out images were really scored against a bank that never saw them.
-    _, holdout = holdout_split(20, BASE.holdout_fraction, BASE.seed)
-    np.testing.assert_allclose(fitted.holdout_scores_, fitted.score([good_images[i] for i in holdout]), rtol=1e-6)
+    # The held-out images were really scored against a bank that never saw them: the same
+    # detector fitted on the 16 training images alone gives them exactly these scores.
+    train, holdout = holdout_split(20, BASE.holdout_fraction, BASE.seed)
+    held_out = [good_images[i] for i in holdout]
+    train_only = PatchCore(variant(holdout_fraction=0.0), extractor=fitted.extractor)
+    train_only.fit([good_images[i] for i in train])
+    np.testing.assert_allclose(fitted.holdout_scores_, train_only.score(held_out), rtol=1e-6)
+    # ... and then joined the bank: it grew by their coreset, and they now score lower.
+    np.testing.assert_array_equal(fitted.memory_bank_[:len(train_only.memory_bank_)], train_only.memory_bank_)
+    assert len(fitted.memory_bank_) == len(train_only.memory_bank_) + round(0.1 * 4 * 32 * 32)
+    assert np.all(fitted.score(held_out) < np.array(fitted.holdout_scores_))
+    assert fitted.n_embeddings_ == 20 * 32 * 32
     expected = calibrate(fitted.holdout_scores_, score_percentile=0.995, safety_factor=1.1).threshold
     assert fitted.threshold_ == pytest.approx(expected)
     assert good.max() < fitted.threshold_ < min(p.score for p in predictions)
@@ -173,8 +182,8 @@ def strided(fitted, good_images):
 def test_patch_stride_2_keeps_a_quarter_of_the_patches_and_still_flags_defects(strided, fitted, good_test_images,
                                                                                 defects):
     side = 256 // 8
-    assert fitted.n_embeddings_ == 16 * side * side
-    assert strided.n_embeddings_ == 16 * (side // 2) ** 2
+    assert fitted.n_embeddings_ == 20 * side * side  # the 4 held-out images join the bank after scoring
+    assert strided.n_embeddings_ == 20 * (side // 2) ** 2
     assert len(strided.memory_bank_) == pytest.approx(0.1 * strided.n_embeddings_, abs=2)
     predictions = strided.predict([image for image, _ in defects])
     assert predictions[0].anomaly_map.shape == (256, 256)

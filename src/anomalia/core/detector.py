@@ -95,25 +95,50 @@ class PatchCore:
         finally:
             builder.close()
         timings["coreset_wait_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        self.knn_ = NearestNeighbours.build(self.memory_bank_, kind=config.knn_index,
-                                            distance=config.distance, seed=config.seed)
-        timings["index_s"] = time.perf_counter() - started
-        self.n_embeddings_ = builder.n_seen
-        self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
         self.weights_fingerprint_ = extractor.fingerprint
-        self.holdout_scores_ = self._score_holdout(_Subset(images, holdout), progress)
+        self.knn_ = self._index(self.memory_bank_)
+        self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
+        started = time.perf_counter()
+        self.holdout_scores_, held_out_bank, held_out_patches = self._score_holdout(_Subset(images, holdout), progress)
+        timings["holdout_s"] = time.perf_counter() - started
+        if held_out_bank is not None:
+            self.memory_bank_ = np.concatenate([self.memory_bank_, held_out_bank])
+            self.knn_ = self._index(self.memory_bank_)
+        self.n_embeddings_ = builder.n_seen + held_out_patches
         self.threshold_ = self._default_threshold()
         self.fit_timings_ = timings
         return self
 
-    def _score_holdout(self, images: Sequence[np.ndarray], progress: Progress | None) -> list[float]:
+    def _index(self, bank: np.ndarray) -> NearestNeighbours:
+        config = self.config
+        return NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance, seed=config.seed)
+
+    def _score_holdout(self, images: Sequence[np.ndarray],
+                       progress: Progress | None) -> tuple[list[float], np.ndarray | None, int]:
+        """Score the held-out good images against the bank built without them, then add them to it.
+
+        Their scores are those of good parts the bank never saw (what the default threshold needs);
+        afterwards every taught image counts, like the reference PatchCore that keeps no holdout.
+        The joined coreset is the union of two coresets at the same ratio (composable, as per chunk).
+        """
+        if len(images) == 0:
+            return [], None, 0
+        config = self.config
+        builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed + 1,
+                                    chunk_patches=config.coreset_chunk_patches)
         scores: list[float] = []
-        for batch in self._batches(images):
-            scores.extend(p.score for p in self.predict(batch))
-            if progress:
-                progress(len(batch))
-        return scores
+        try:
+            for batch in self._batches(images):
+                embeddings, distances, nearest = self.patch_distances(batch)
+                for i in range(len(batch)):
+                    heat = self.map_from_distances(distances[i])
+                    scores.append(self.image_score(heat, None, embeddings[i], nearest[i]))
+                builder.add(embeddings)
+                if progress:
+                    progress(len(batch))
+            return scores, builder.finish(), builder.n_seen
+        finally:
+            builder.close()
 
     def _default_threshold(self) -> float | None:
         if not self.holdout_scores_:
