@@ -41,7 +41,8 @@ def predict(url: str, name: str, data: bytes, **params) -> httpx.Response:
 
 def test_health_over_http(server, fitted):
     body = httpx.get(f"{server.url}/health").json()
-    assert body["status"] == "ok" and body["img_size"] == 256 and body["knn_k"] == 3
+    assert body["status"] == "ok" and body["img_size"] == 256 and body["knn_k"] == fitted.config.knn_k
+    assert body["embedding"] == fitted.config.embedding()
     assert body["threshold"] == pytest.approx(fitted.threshold_) and body["weights"] == "random"
     assert body["roi_path"] is None and body["ignore_border_pct"] == 0
 

@@ -38,7 +38,10 @@ def test_health_has_the_seed_fields_and_the_audit_fields(client, fitted):
     body = client.get("/health").json()
     assert SEED_HEALTH | AUDIT_HEALTH <= set(body)
     assert body["status"] == "ok" and body["device"] == "cpu"
-    assert (body["img_size"], body["knn_k"], body["ignore_border_pct"], body["roi_path"]) == (256, 3, 0.0, None)
+    assert (body["img_size"], body["knn_k"], body["ignore_border_pct"], body["roi_path"]) == (256, fitted.config.knn_k,
+                                                                                          0.0, None)
+    assert body["embedding"] == fitted.config.embedding() == {
+        "patch_norm": "none", "aggregation": 3, "knn_k": 1, "score_method": "reweighted", "score_k": 9}
     assert body["threshold"] == pytest.approx(fitted.threshold_)
     assert body["backbone"] == "resnet18" and body["weights"] == "random"
     assert body["weights_fingerprint"] == fitted.weights_fingerprint_
@@ -197,7 +200,8 @@ def test_polygons_are_in_the_uploaded_images_pixels_and_the_mask_on_the_map_grid
     assert _covered(body["polygons"], big_mask) > 0.8  # in original pixels …
     filled = np.zeros(big_mask.shape, np.uint8)
     cv2.fillPoly(filled, [np.array(p, np.int32).reshape(-1, 1, 2) for p in body["polygons"]], 1)
-    assert filled.sum() < 0.15 * filled.size  # a region around the defect, not the whole part
+    # a region around the defect, not the whole part (a gross defect's heat spreads ~40 px past it)
+    assert filled.sum() < 0.2 * filled.size
     ys, xs = np.nonzero(filled)
     my, mx = np.nonzero(big_mask)
     assert abs(xs.mean() - mx.mean()) < 20 and abs(ys.mean() - my.mean()) < 20

@@ -46,9 +46,9 @@ def test_manifest_records_every_field_the_issue_lists(saved, fitted):
     expected = {
         "schema_version": SCHEMA_VERSION, "package_version": anomalia.__version__, "model_version": "v-test",
         "backbone": "resnet18", "layers": ["layer2", "layer3"], "weights_fingerprint": fitted.extractor.fingerprint,
-        "img_size": 256, "stride": 1, "k": 3, "color": "rgb", "coreset_ratio": 0.1,
+        "img_size": 256, "stride": 1, "k": 1, "color": "rgb", "coreset_ratio": 0.1,
         "coreset_size": len(fitted.memory_bank_), "n_embeddings": 20 * 32 * 32,  # held-out images join the bank "threshold": fitted.threshold_,
-        "embedding_version": "resnet18_layer2_3_concat_rgb_imagenet_v1", "n_images": 20, "weights": "random",
+        "embedding_version": "resnet18_layer2_3_concat_agg3_none_rgb_imagenet_v1", "n_images": 20, "weights": "random",
     }
     assert {key: manifest[key] for key in expected} == expected
     assert datetime.fromisoformat(manifest["created_at"]).tzinfo is not None

@@ -45,7 +45,7 @@ def image_score(heat: np.ndarray, mask: np.ndarray | None, method: str) -> float
         return float(values.max())
     if method == "p99":
         return float(np.percentile(values, 99))
-    raise ValueError(f"a map's score must be one of {', '.join(MAP_SCORES)}; got {method!r}")
+    raise ValueError(f"a map's score method must be one of {', '.join(MAP_SCORES)}; got {method!r}")
 
 
 def density_weight(query: np.ndarray, nearest: int, bank: np.ndarray, knn: NearestNeighbours, support: int) -> float:
