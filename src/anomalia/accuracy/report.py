@@ -158,9 +158,9 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
                      context: dict[str, object]) -> list[str]:
     machine = context.get("machine", {})
     lines = ["## Results", "", f"Run on {context.get('date', '?')} on {_machine_line(machine)}, with "
-             f"`{context.get('command', '')}`.", ""]
+             f"`{context.get('command', '')}`; fitting and scoring took {context.get('elapsed_s', '?')} s.", ""]
     for result in results:
-        options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "the defaults"
+        options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "`PatchCoreConfig` defaults"
         trunk = result.weights.get("trunk_sha256")
         lines.append(f"- **{result.variant.name}**: {options}; weights `{result.weights.get('weights', '?')}`"
                      + (f" (trunk `{trunk[:19]}…`)" if trunk else ""))

@@ -99,8 +99,9 @@ def surface_items(spec: SuiteSpec, surface: Surface) -> Iterator[tuple[str, np.n
         image, mask = paint_defect(kind, scene, donor, np.random.default_rng(painters[i]), size_class=size_class)
         stem = f"{counts[kind]:03d}"
         counts[kind] += 1
-        record = {"file": f"test/{kind}/{stem}.png", "kind": kind, "size": size_class, "pixels": int(mask.sum())}
-        yield record["file"], _stored(image, surface), record
+        relative = f"test/{kind}/{stem}.png"
+        record = {"file": relative, "kind": kind, "size": size_class, "pixels": int(mask.sum())}
+        yield relative, _stored(image, surface), record
         yield f"ground_truth/{kind}/{stem}_mask.png", mask.astype(np.uint8) * 255, None
 
 
