@@ -165,7 +165,11 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
         lines.append(f"- **{result.variant.name}**: {options}; weights `{result.weights.get('weights', '?')}`"
                      + (f" (trunk `{trunk[:19]}…`)" if trunk else ""))
     if reference is not None:
-        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`; {BELOW} marks a figure below it.")
+        names = [r.surface for r in results[0].surfaces]
+        covered = sum(any(reference.figure(n, s) is not None for s in SCORES) for n in names)
+        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`, on {covered} of {len(names)} surfaces "
+                     "(a mean gets its reference only when all its surfaces have one); "
+                     f"{BELOW} marks a figure below it.")
         warning = reference.weights_warning(results[0].weights)
         if warning:
             lines.append(f"- **warning**: {warning}.")
