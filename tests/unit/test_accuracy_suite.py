@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torchvision
 
 import anomalia.accuracy.__main__ as accuracy_cli
 from anomalia.accuracy.defects import DEFECT_KINDS, SIZES, paint_defect
@@ -29,6 +30,8 @@ from anomalia.accuracy.suite import (
     stale_reason,
 )
 from anomalia.accuracy.surfaces import FAMILIES, SURFACE_NAMES, SURFACES, get_surface
+from anomalia.accuracy.weights import file_sha256
+from anomalia.core.features.base import build_seeded, state_dict_fingerprint
 from anomalia.evaluation import collect_samples
 
 TINY = SuiteSpec(surfaces=("tiles", "leather"), size=64, n_train=3, n_test_good=2, n_defect=5, seed=3)
@@ -294,7 +297,7 @@ def test_runner_refuses_bad_options_before_building_anything(smoke_dir: Path) ->
 
 def test_runner_refuses_a_reference_of_another_suite(smoke_dir: Path) -> None:
     reference = _reference(smoke_dir / "ref.json", "sha256:elsewhere", {})
-    code, out, err = _run(["--smoke", "--weights", "random", "--reference", str(reference)])
+    code, out, err = _run(["--smoke", "--weights", "random", "--workers", "1", "--reference", str(reference)])
     assert code == 2 and "sha256:elsewhere" in err and out == ""
 
 
@@ -306,13 +309,18 @@ def test_smoke_run_prints_scores_beside_the_reference_and_writes_json_and_markdo
                            "--reference", str(reference), "--json", "out.json", "--markdown", "ACCURACY.md"])
     assert code == 0, err
     assert "up to date" in err  # the prepared suite was reused, not rebuilt
-    assert (smoke_dir / "accuracy-results" / "weights" / "resnet18_random_seed0.pt").is_file()
+    weights = smoke_dir / "accuracy-results" / "weights" / "resnet18_random_seed0.pt"
+    seeded = build_seeded(lambda: torchvision.models.resnet18(weights=None), 0).state_dict()
+    trunk = {key: value for key, value in seeded.items() if not key.startswith(("fc.", "layer4."))}
     assert re.search(r"^tiles .*\(ref 1\.000\) " + BELOW, out, re.MULTILINE)
     assert re.search(r"^mean irregular ", out, re.MULTILINE) and "k1" in out and "k3" in out
     results = json.loads((smoke_dir / "out.json").read_text())
     assert results["suite"]["hash"] == suite.hash
     assert [v["name"] for v in results["variants"]] == ["k3", "k1"]
     assert results["variants"][1]["config"]["knn_k"] == 1
+    assert results["variants"][0]["weights"] == {  # the very tensors a reference tool loads from the file
+        "weights": str(weights.relative_to(smoke_dir)), "weights_file_sha256": file_sha256(weights),
+        "trunk_sha256": state_dict_fingerprint(trunk)}
     for variant in results["variants"]:
         assert set(variant["surfaces"]) == set(TINY.surfaces)
         assert all(0.0 <= s["image_auroc"] <= 1.0 and 0.0 <= s["pro"] <= 1.0 for s in variant["surfaces"].values())

@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"suite": str(suite.root), "hash": suite.hash,
                           "weights": sorted({v.config.weights for v in variants})}))
         return 0
+    started = time.perf_counter()
     results = [run_variant(suite, variant, names, log) for variant in variants]
     table = build_table(results, reference)
     print(render_text(table))
     context: dict[str, object] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
-        "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv])}
+        "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv]),
+        "elapsed_s": round(time.perf_counter() - started, 1)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results_json(suite, results, reference, context), indent=1) + "\n")

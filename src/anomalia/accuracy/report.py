@@ -158,14 +158,18 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
                      context: dict[str, object]) -> list[str]:
     machine = context.get("machine", {})
     lines = ["## Results", "", f"Run on {context.get('date', '?')} on {_machine_line(machine)}, with "
-             f"`{context.get('command', '')}`.", ""]
+             f"`{context.get('command', '')}`; fitting and scoring took {context.get('elapsed_s', '?')} s.", ""]
     for result in results:
-        options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "the defaults"
+        options = ", ".join(f"`{k}={v}`" for k, v in result.variant.options.items()) or "`PatchCoreConfig` defaults"
         trunk = result.weights.get("trunk_sha256")
         lines.append(f"- **{result.variant.name}**: {options}; weights `{result.weights.get('weights', '?')}`"
                      + (f" (trunk `{trunk[:19]}…`)" if trunk else ""))
     if reference is not None:
-        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`; {BELOW} marks a figure below it.")
+        names = [r.surface for r in results[0].surfaces]
+        covered = sum(any(reference.figure(n, s) is not None for s in SCORES) for n in names)
+        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`, on {covered} of {len(names)} surfaces "
+                     "(a mean gets its reference only when all its surfaces have one); "
+                     f"{BELOW} marks a figure below it.")
         warning = reference.weights_warning(results[0].weights)
         if warning:
             lines.append(f"- **warning**: {warning}.")

@@ -7,8 +7,8 @@
     root/<surface>/ground_truth/<kind>/000_mask.png  0 or 255
 
 Every image is a pure function of (seed, surface, role, index), so a suite is rebuilt
-bit-for-bit. `suite.json` holds the recipe (the `SuiteSpec` and a digest of the generator
-code) and a content hash over every pixel written; a reference run on another tool quotes
+bit-for-bit. `suite.json` holds the recipe (the `SuiteSpec`, a digest of the generator
+code and the numpy/OpenCV versions) and a content hash over every pixel written; a reference run on another tool quotes
 that hash, so both sides can prove they scored the same images. Grey surfaces are stored as
 one-channel PNGs, like MVTec AD's grey categories.
 """
@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anomalia import synthetic
 from anomalia.accuracy import canvas, defects, fields, materials, objects, patterns, surfaces
 from anomalia.accuracy.defects import DEFECT_KINDS, SIZES, paint_defect
 from anomalia.accuracy.surfaces import SURFACE_NAMES, Surface, get_surface
-from anomalia import synthetic
 
 MANIFEST = "suite.json"
 SCHEMA = 1
@@ -84,7 +85,7 @@ def _stored(image: np.ndarray, surface: Surface) -> np.ndarray:
     return image[..., 0] if surface.colour == "grey" else image
 
 
-def surface_items(spec: SuiteSpec, surface: Surface):
+def surface_items(spec: SuiteSpec, surface: Surface) -> Iterator[tuple[str, np.ndarray, dict | None]]:
     """Yield (relative path, array to store, defect record or None) for one surface, in order."""
     for role, folder, n in (("train", "train/good", spec.n_train), ("test_good", "test/good", spec.n_test_good)):
         for i, seed in enumerate(_seeds(spec, surface.name, role, n)):
@@ -98,8 +99,9 @@ def surface_items(spec: SuiteSpec, surface: Surface):
         image, mask = paint_defect(kind, scene, donor, np.random.default_rng(painters[i]), size_class=size_class)
         stem = f"{counts[kind]:03d}"
         counts[kind] += 1
-        record = {"file": f"test/{kind}/{stem}.png", "kind": kind, "size": size_class, "pixels": int(mask.sum())}
-        yield record["file"], _stored(image, surface), record
+        relative = f"test/{kind}/{stem}.png"
+        record = {"file": relative, "kind": kind, "size": size_class, "pixels": int(mask.sum())}
+        yield relative, _stored(image, surface), record
         yield f"ground_truth/{kind}/{stem}_mask.png", mask.astype(np.uint8) * 255, None
 
 
