@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'fit 100 images (s)   [peer 504 s]':44s} {spread([f['fit_s'] for f in fits])}")
     print(f"{'  of which backbone (s)':44s} {spread([f['features_s'] for f in fits])}")
     print(f"{'  coreset wait after last batch (s)':44s} {spread([f['coreset_wait_s'] for f in fits])}")
+    print(f"{'  fit / backbone (ratio to the floor)':44s} {spread([f['fit_s'] / f['features_s'] for f in fits])}")
     print(f"{'peak RSS fit 100 (GB)   [peer 5.3 GB]':44s} {spread([f['peak_rss_gb'] for f in fits])}")
 
     detector = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(100))
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, values in stages.items():
         label = f"batch 1 {key} (ms)" + ("   [peer 103 ms]" if key == "total" else "")
         print(f"{label:44s} {spread(values)}")
+    ratios = [total / backbone for total, backbone in zip(stages["total"], stages["backbone"])]
+    print(f"{'batch 1 total / backbone (ratio to the floor)':44s} {spread(ratios)}")
     rates = batch_throughput(detector, test, args.repeats)
     out["batch8_images_per_s"] = rates
     print(f"{'batch 8 throughput (images/s)':44s} {spread(rates)}")

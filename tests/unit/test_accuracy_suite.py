@@ -327,6 +327,16 @@ def test_smoke_run_prints_scores_beside_the_reference_and_writes_json_and_markdo
     page = (smoke_dir / "ACCURACY.md").read_text()
     assert "| surface | family | colour | k3: image AUROC" in page and "(ref 1.000)" in page
     assert "`knn_k=1`, `smoothing_sigma=2.0`" in page and suite.hash in page
+    # The same figures rendered again from the JSON beside another reference, without fitting again.
+    newer = _reference(smoke_dir / "ref2.json", suite.hash,
+                       {"tiles": {"image_auroc": 0.25, "pixel_auroc": 0.25, "pro": 0.25, "fit_s": 0.5}})
+    code, again, err = _run(["--smoke", "--results", "out.json", "--reference", str(newer), "--markdown", "AGAIN.md"])
+    assert code == 0, err
+    assert "] tiles" not in err  # nothing was fitted: a fit logs "[variant] surface ..."
+    ours = results["variants"][0]["surfaces"]["tiles"]["image_auroc"]
+    assert re.search(rf"^tiles .*{ours:.3f} \(ref 0\.250\)", again, re.MULTILINE)
+    page_again = (smoke_dir / "AGAIN.md").read_text()
+    assert "(ref 0.250)" in page_again and results["date"] in page_again
 
 
 def test_the_shipped_smoke_spec_is_small_and_valid() -> None:

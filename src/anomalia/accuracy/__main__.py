@@ -22,7 +22,7 @@ from pathlib import Path
 from anomalia.accuracy.options import OptionError, parse_assignments, parse_variant
 from anomalia.accuracy.reference import Reference, load_reference
 from anomalia.accuracy.report import build_table, markdown_page, render_text, results_json
-from anomalia.accuracy.runner import Variant, build_variants, machine_info, run_variant
+from anomalia.accuracy.runner import Variant, build_variants, machine_info, results_from_json, run_variant
 from anomalia.accuracy.suite import SMOKE, Suite, SuiteSpec, ensure_suite
 from anomalia.accuracy.weights import seeded_weights_file, weights_identity
 
@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference", type=Path, help="reference figures (JSON) to print beside ours")
     parser.add_argument("--json", type=Path, help="write every result to this JSON file")
     parser.add_argument("--markdown", type=Path, help="rewrite this page (docs/ACCURACY.md) with the results")
+    parser.add_argument("--results", type=Path,
+                        help="render the figures of an earlier --json run of this suite instead of fitting again")
     parser.add_argument("--build-only", action="store_true", help="build the suite and weights file, then stop")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes building the suite")
     return parser.parse_args(argv)
@@ -108,14 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"suite": str(suite.root), "hash": suite.hash,
                           "weights": sorted({v.config.weights for v in variants})}))
         return 0
-    started = time.perf_counter()
-    results = [run_variant(suite, variant, names, log) for variant in variants]
+    if args.results:
+        earlier = json.loads(args.results.read_text())
+        if earlier["suite"]["hash"] != suite.hash:
+            print(f"error: {args.results} was measured on another suite ({earlier['suite']['hash'][:19]}…)",
+                  file=sys.stderr)
+            return 2
+        results = results_from_json(earlier)
+        context = {key: earlier[key] for key in ("date", "machine", "command", "elapsed_s")}
+    else:
+        started = time.perf_counter()
+        results = [run_variant(suite, variant, names, log) for variant in variants]
+        context = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
+                   "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv]),
+                   "elapsed_s": round(time.perf_counter() - started, 1)}
     table = build_table(results, reference)
     print(render_text(table))
-    context: dict[str, object] = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
-        "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv]),
-        "elapsed_s": round(time.perf_counter() - started, 1)}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results_json(suite, results, reference, context), indent=1) + "\n")

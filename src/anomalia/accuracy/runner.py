@@ -72,6 +72,14 @@ class VariantResult:
                 for group, members in groups.items()}
 
 
+def results_from_json(data: dict) -> list[VariantResult]:
+    """The variants of an earlier ``--json`` run, to render them again (e.g. beside a newer reference)."""
+    return [VariantResult(
+        variant=Variant(name=v["name"], options=v["options"], config=PatchCoreConfig(**v["config"])),
+        weights=v["weights"], surfaces=tuple(SurfaceResult(**s) for s in v["surfaces"].values()))
+        for v in data["variants"]]
+
+
 def mean_of(values: Sequence[float | None]) -> float | None:
     """Mean of the values present, None when there are none."""
     present = [v for v in values if v is not None]
