@@ -122,6 +122,45 @@ def test_infer_answers_the_seed_fields_and_a_heatmap_of_the_roi_size(client, tau
         assert 60 <= x and x + w <= 240 and 10 <= y and y + h <= 190
 
 
+def _calibrated_at(client, roi: str, threshold: float, area_mm2_thr: float) -> None:
+    """Calibrate to exactly ``threshold``: the midpoint of one OK and one NG score equal to it."""
+    body = calibrate(client, "tapa", roi, [threshold], ng_scores=[threshold], area_mm2_thr=area_mm2_thr).json()
+    assert body["threshold"] == threshold and body["area_mm2_thr"] == area_mm2_thr, body
+
+
+def test_verdict_is_ng_only_when_the_score_is_above_the_threshold_and_a_region_is_large_enough(client):
+    """Seed 004 section 4: NG when score > threshold and a region has area_mm2 >= area_mm2_thr; each edge."""
+    fitted = fit(client, "tapa", "regla", OK_IMAGES[:8])
+    assert calibrate(client, "tapa", "regla", fitted.json()["ok_scores"]).status_code == 200
+    image = DEFECTS[0]
+    score = infer(client, "tapa", "regla", image).json()["score"]
+
+    _calibrated_at(client, "regla", score, 0.0)  # score exactly at the threshold: not above it
+    at = infer(client, "tapa", "regla", image).json()
+    assert at["score"] == at["threshold"] == score and at["regions"], at
+    assert at["verdict"] == "OK" and at["is_ng"] is False
+
+    _calibrated_at(client, "regla", float(np.nextafter(score, 0.0)), 0.0)  # one step below it: NG
+    assert infer(client, "tapa", "regla", image).json()["verdict"] == "NG"
+
+    threshold = 0.9 * score  # score above the threshold; now the regions' areas decide
+    _calibrated_at(client, "regla", threshold, 0.0)
+    largest = max(region["area_mm2"] for region in infer(client, "tapa", "regla", image).json()["regions"])
+    _calibrated_at(client, "regla", threshold, largest)
+    assert infer(client, "tapa", "regla", image).json()["verdict"] == "NG"  # a region exactly at area_mm2_thr
+    _calibrated_at(client, "regla", threshold, float(np.nextafter(largest, np.inf)))
+    small = infer(client, "tapa", "regla", image).json()
+    assert small["score"] > small["threshold"] and small["regions"], small
+    assert small["verdict"] == "OK" and small["is_ng"] is False  # high score, only smaller regions
+
+    peak = max(region["max_score"] for region in at["regions"])
+    assert peak > score
+    _calibrated_at(client, "regla", score + 0.25 * (peak - score), 0.0)  # a region, but the score is below
+    low = infer(client, "tapa", "regla", image).json()
+    assert low["score"] < low["threshold"] and low["regions"], low
+    assert low["verdict"] == "OK"
+
+
 def test_the_shape_limits_the_score(client, taught):
     """A defect outside the shape does not count: same image, shape away from the defect → lower score."""
     image, mask = defect_image(3000, kind="patch", center=(60, 60))
