@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, png, product_settings
+from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, jet_levels, png, product_settings
 
 from anomalia.service.logging import configure_logging
 from anomalia.service.settings import Settings
@@ -117,6 +117,7 @@ def test_infer_answers_the_seed_fields_and_a_heatmap_of_the_roi_size(client, tau
     assert body["image_size"] == [300, 200]
     heatmap = cv2.imdecode(np.frombuffer(base64.b64decode(body["heatmap_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert heatmap.shape == (200, 300, 3)
+    assert body["regions"], body["score"]
     for region in body["regions"]:  # all inside the annulus' bounding box
         x, y, w, h = region["bbox"]
         assert 60 <= x and x + w <= 240 and 10 <= y and y + h <= 190
@@ -159,6 +160,17 @@ def test_verdict_is_ng_only_when_the_score_is_above_the_threshold_and_a_region_i
     low = infer(client, "tapa", "regla", image).json()
     assert low["score"] < low["threshold"] and low["regions"], low
     assert low["verdict"] == "OK"
+
+
+def test_the_heatmap_shows_the_threshold_mid_scale(client):
+    """Calibrated exactly at an image's score (p99 of its map): about 1 % of its pixels reach mid-scale."""
+    fitted = fit(client, "tapa", "calor", OK_IMAGES[:6])
+    assert calibrate(client, "tapa", "calor", fitted.json()["ok_scores"]).status_code == 200
+    score = infer(client, "tapa", "calor", DEFECTS[1]).json()["score"]
+    _calibrated_at(client, "calor", score, 0.0)
+    levels = jet_levels(infer(client, "tapa", "calor", DEFECTS[1]).json()["heatmap_png_base64"])
+    assert levels.shape == (256, 256)
+    assert 0.0075 < (levels >= 128).mean() < 0.0125  # heat >= threshold, the top 1 %
 
 
 def test_the_shape_limits_the_score(client, taught):
@@ -252,7 +264,9 @@ def test_dinov2_default_backbone_gives_a_16x16_token_grid(single_model_dir, tmp_
         assert fitted.json()["token_shape"] == [16, 16] and fitted.json()["backbone"] == "dinov2_vits14"
         assert calibrate(dino, "dino", "a", fitted.json()["ok_scores"]).status_code == 200
         body = infer(dino, "dino", "a", png(DEFECTS[0]), shape=CIRCLE).json()
-    assert body["token_shape"] == [16, 16] and body["verdict"] in ("OK", "NG")
+        good = infer(dino, "dino", "a", png(good_image(500)), shape=CIRCLE).json()
+    assert body["token_shape"] == [16, 16]
+    assert body["verdict"] == "NG" and body["score"] > good["score"]  # seeded random DINOv2 still finds a blob
 
 
 def test_fit_can_score_its_holdout_inside_a_shape(client, settings):
