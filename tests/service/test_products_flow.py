@@ -9,6 +9,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+import structlog
 from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, jet_levels, png, product_settings
 
 from anomalia.service.logging import configure_logging
@@ -246,6 +247,16 @@ def test_overlapping_scores_warn(client):
     assert body["overlap"] is True and "overlap" in body["warnings"][0]
 
 
+@pytest.fixture
+def restore_logging():
+    """Put the logging configuration back after a test that points it at its captured stderr
+    (left pointing at a closed capture, the next test's requests fail)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_logs_name_role_roi_and_timings(client, capsys):
     configure_logging("INFO")  # log to this test's captured stderr
     fit(client, "tapa", "logged", OK_IMAGES[:4])
