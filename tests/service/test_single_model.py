@@ -122,6 +122,20 @@ def test_ignore_border_pct_lowers_a_border_defects_score(single_model_dir, tmp_p
     assert inner["polygons"] == []
 
 
+def test_pixels_outside_the_roi_count_as_minus_one(single_model_dir, tmp_path, border_defect):
+    """Seed 000: the score is the maximum of the map with every pixel outside the ROI set to −1.
+
+    IGNORE_BORDER_PCT=30 on the 256 grid keeps rows and columns 76..179 (floor(256 × 0.3) = 76 per side).
+    """
+    with single_client(single_model_dir, tmp_path, ignore_border_pct=30) as cropped:
+        body = post_image(cropped, border_defect).json()
+        heat = cropped.app.state.runtime.single.detector.predict([border_defect])[0].anomaly_map  # no ROI
+    outside_at_minus_one = np.full_like(heat, -1.0)
+    outside_at_minus_one[76:180, 76:180] = heat[76:180, 76:180]
+    assert body["score"] == pytest.approx(float(outside_at_minus_one.max()), rel=1e-6)
+    assert body["score"] < float(heat.max()) - 0.05  # the border defect would have set it
+
+
 def test_roi_png_limits_the_score_and_is_rescaled(single_model_dir, tmp_path, border_defect):
     roi = np.full((100, 400), 255, np.uint8)  # another size and aspect than the 256 grid
     roi[:, :140] = 0  # the left 35 % is not part of the inspection

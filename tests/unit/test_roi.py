@@ -1,16 +1,11 @@
-"""ROI: border margin, external mask, score penalty, edge contours (seed 000 section 7)."""
+"""ROI: border margin, external mask, edge contours (seed 000 section 7); the score inside it is tested
+through /predict (tests/service/test_single_model.py)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from anomalia.core.roi import (
-    OUTSIDE_SCORE,
-    apply_roi_for_score,
-    border_mask,
-    combine_roi,
-    roi_edge,
-)
+from anomalia.core.roi import border_mask, combine_roi, roi_edge
 
 
 def test_border_mask_cuts_floor_pct_of_each_side() -> None:
@@ -98,31 +93,6 @@ def test_combine_roi_all_zero_is_ignored() -> None:
 def test_combine_roi_rejects_float_mask() -> None:
     with pytest.raises(ValueError, match="bool or uint8"):
         combine_roi(4, 4, mask=np.ones((4, 4), dtype=np.float32))
-
-
-def test_apply_roi_for_score_sets_outside_to_minus_one() -> None:
-    heat = np.full((6, 6), 0.25, dtype=np.float32)
-    heat[0, 0] = 9.0  # a hot border pixel that must not win the score
-    roi = border_mask(6, 6, 20)
-    scored = apply_roi_for_score(heat, roi)
-    assert scored.dtype == np.float32
-    assert (scored[~roi] == OUTSIDE_SCORE).all() and OUTSIDE_SCORE == -1.0
-    assert (scored[roi] == 0.25).all()
-    assert scored.max() == pytest.approx(0.25)
-    assert heat[0, 0] == 9.0  # input untouched
-
-
-def test_apply_roi_for_score_none_is_copy() -> None:
-    heat = np.arange(4, dtype=np.float32).reshape(2, 2)
-    out = apply_roi_for_score(heat, None)
-    np.testing.assert_array_equal(out, heat)
-    out[0, 0] = 5
-    assert heat[0, 0] == 0
-
-
-def test_apply_roi_for_score_shape_mismatch() -> None:
-    with pytest.raises(ValueError, match="does not match"):
-        apply_roi_for_score(np.zeros((4, 4)), np.ones((3, 4), dtype=bool))
 
 
 def test_roi_edge_traces_outer_and_hole_boundaries() -> None:
