@@ -118,6 +118,7 @@ def test_infer_answers_the_seed_fields_and_a_heatmap_of_the_roi_size(client, tau
     assert body["image_size"] == [300, 200]
     heatmap = cv2.imdecode(np.frombuffer(base64.b64decode(body["heatmap_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert heatmap.shape == (200, 300, 3)
+    assert jet_levels(body["heatmap_png_base64"])[:, :55].min() > 0  # outside the annulus: drawn, not masked
     assert body["regions"], body["score"]
     for region in body["regions"]:  # all inside the annulus' bounding box
         x, y, w, h = region["bbox"]
@@ -196,6 +197,10 @@ def test_store_layout_versions_and_datasets(taught, settings):
     assert manifest["threshold"] == calibrated["threshold"] and manifest["model_version"] == calibrated["model_version"]
     calibration = json.loads((current / "calibration.json").read_text())
     assert calibration["threshold"] == calibrated["threshold"] and calibration["area_mm2_thr"] == 0.5
+    assert calibration["ok_scores"] == fitted["ok_scores"] and len(calibration["ng_scores"]) == len(DEFECTS)
+    assert calibration["operator_id"] == "ana" and calibration["created_at"]
+    assert calibration["statistics"] == calibrated["statistics"]
+    assert manifest["calibrated"] is True and manifest["bank_version"] == fitted["model_version"]
     versions = data / "models/tapa/.versions/sello"
     original = versions / fitted["model_version"]
     assert not (original / "calibration.json").exists()
@@ -239,6 +244,22 @@ def test_ok_only_calibration_is_percentile_times_safety_factor(client, settings)
     assert body["bank_version"] == fitted["model_version"]
     default = calibrate(client, "tapa", "okonly", scores).json()
     assert default["statistics"]["score_percentile"] == 0.995
+
+
+def test_calibrating_names_the_current_model_or_the_fit_it_was_calibrated_from(client, settings):
+    """model_version protects against calibrating a model another operator has just replaced."""
+    fitted = fit(client, "tapa", "version", OK_IMAGES[:6]).json()["model_version"]
+    first = calibrate(client, "tapa", "version", [0.1, 0.2], model_version=fitted)
+    assert first.status_code == 200, first.text
+    again = calibrate(client, "tapa", "version", [0.2, 0.3], model_version=fitted)  # the fit it came from
+    assert again.status_code == 200, again.text
+    current = calibrate(client, "tapa", "version", [0.3, 0.4], model_version=again.json()["model_version"])
+    assert current.status_code == 200, current.text
+    manifest = json.loads((settings.backend_data_root / "models/tapa/version/manifest.json").read_text())
+    assert manifest["parent_version"] == again.json()["model_version"] and manifest["bank_version"] == fitted
+    fit(client, "tapa", "version", OK_IMAGES[6:12])  # another operator teaches it again
+    stale = calibrate(client, "tapa", "version", [0.1, 0.2], model_version=fitted)
+    assert stale.status_code == 409 and "not the current model" in stale.json()["detail"]
 
 
 def test_overlapping_scores_warn(client):
