@@ -12,6 +12,7 @@ import pytest
 import structlog
 from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, jet_levels, png, product_settings
 
+from anomalia.core.detector import holdout_split
 from anomalia.service.logging import configure_logging
 from anomalia.service.settings import Settings
 from anomalia.synthetic import defect_image, good_image
@@ -307,6 +308,15 @@ def test_fit_can_score_its_holdout_inside_a_shape(client, settings):
     manifest = json.loads((settings.backend_data_root / "models/tapa/shaped/manifest.json").read_text())
     assert manifest["fit_shape"] == json.loads(CIRCLE)
     assert manifest["holdout_scores"] == response.json()["ok_scores"]
+
+
+def test_ok_scores_are_on_the_scale_of_infers_score(client):
+    """/fit_ok scores its held-out images the way /infer scores a part (p99 inside the shape)."""
+    fitted = fit(client, "tapa", "escala", OK_IMAGES[:10], shape=CIRCLE).json()
+    assert calibrate(client, "tapa", "escala", fitted["ok_scores"]).status_code == 200
+    _, holdout = holdout_split(10, 0.2, seed=0)  # the fit's seeded split
+    scores = [infer(client, "tapa", "escala", OK_IMAGES[i], shape=CIRCLE).json()["score"] for i in holdout]
+    assert scores == pytest.approx(fitted["ok_scores"], rel=1e-5)
 
 
 @pytest.mark.parametrize("module", ["service/products.py", "service/shape_inspection.py", "store/model_store.py",
