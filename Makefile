@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench accuracy venv browser clean reference-venv reference
+.PHONY: run test bench accuracy mutation venv browser clean reference-venv reference
 
 venv: $(STAMP)
 
@@ -67,6 +67,14 @@ accuracy: venv reference-venv
 	$(REF_VENV)/bin/python tools/accuracy_reference.py --suite $(SUITE) --weights $(SUITE_WEIGHTS) \
 	  --out accuracy-results/reference.json
 	$(PY) -m anomalia.accuracy --suite $(SUITE) --reference accuracy-results/reference.json $(ACCURACY_ARGS)
+# Mutation testing of the rule-dense core modules (docs/TESTING.md): ~20-30 min on 2 cores, so it is
+# not part of `make test` or CI. mutmut is installed here, not pinned with the test tools.
+MUTMUT := mutmut==3.8.1
+mutation: venv
+	$(PY) -m pip install --quiet $(MUTMUT)
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info mutants

@@ -45,3 +45,18 @@ def single_model_dir(fitted, tmp_path_factory):
     folder = tmp_path_factory.mktemp("artifacts") / "patchcore"
     save_model(fitted, folder)
     return folder
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """No pretrained weights can be had, the real way: empty torch and Hugging Face caches, the
+    Hub offline and every proxy a closed local port (refused at once instead of timing out)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)

@@ -289,7 +289,9 @@ def extent(shape: dict) -> tuple[float, float, float, float]:
     return shape["cx"] - r, shape["cy"] - r, shape["cx"] + r, shape["cy"] + r
 
 
-def inspect_with_shape(page, path, tool: str, start, end) -> dict:
+def inspect_with_shape(page, path, tool: str, start, end, *, with_regions: bool = False) -> dict:
+    """Draw ``tool`` from ``start`` to ``end``, inspect, check every region lies inside the shape
+    (``with_regions``: and that there is at least one, so that check is not vacuous)."""
     page.set_input_files("#teach-img-file", str(path))
     page.wait_for_function("document.getElementById('teach-viewer-caption').textContent"
                            ".startsWith('imagen a inspeccionar')")
@@ -302,7 +304,9 @@ def inspect_with_shape(page, path, tool: str, start, end) -> dict:
     assert answer.value.status == 200
     assert json.loads(page.evaluate("window.__shapes.at(-1)")) == shape  # the drawn shape is what /infer got
     left, top, right, bottom = extent(shape)
-    for region in answer.value.json()["regions"]:  # and the server looked only inside it
+    regions = answer.value.json()["regions"]
+    assert regions or not with_regions, answer.value.json()
+    for region in regions:  # and the server looked only inside it
         x, y, w, h = region["bbox"]
         assert left - 1 <= x and top - 1 <= y and x + w <= right + 1 and y + h <= bottom + 1, (region, shape)
     page.wait_for_selector('#teach-step-infer[aria-busy="false"]')
@@ -318,7 +322,7 @@ def test_teach_calibrate_and_inspect_with_a_drawn_shape(page, samples, defect):
     teach(page, samples)
     calibrate(page, samples)
     screenshot(page, "teach_calibrated")
-    circle = inspect_with_shape(page, defect[0], "circle", (0.5, 0.5), (0.85, 0.5))
+    circle = inspect_with_shape(page, defect[0], "circle", (0.5, 0.5), (0.85, 0.5), with_regions=True)
     assert abs(circle["cx"] - 128) <= 1 and abs(circle["cy"] - 128) <= 1 and 80 <= circle["r"] <= 100
     assert page.inner_text("#teach-verdict") == "NG"
     rows = page.locator("#teach-regions-body tr")

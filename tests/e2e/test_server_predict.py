@@ -7,6 +7,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from server_support import ANOMALIA, Server, free_port, png, server_env
 from anomalia.synthetic import defect_image, good_image
 
 pytestmark = pytest.mark.e2e
-
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,22 @@ def server(single_model_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def samples():
     """name → (PNG bytes, defective?)"""
-    images = {f"good_{i}.png": (good_image(700 + i), False) for i in range(3)}
+    return {name: (png(image), mask is not None) for name, (image, mask) in sample_images().items()}
+
+
+def sample_images() -> dict:
+    """name → (image, bool defect mask or None)"""
+    images = {f"good_{i}.png": (good_image(700 + i), None) for i in range(3)}
     for i, kind in enumerate(("scratch", "blob", "patch")):
-        images[f"defect_{kind}.png"] = (defect_image(710 + i, kind=kind)[0], True)
-    return {name: (png(image), bad) for name, (image, bad) in images.items()}
+        image, mask = defect_image(710 + i, kind=kind)
+        images[f"defect_{kind}.png"] = (image, mask.astype(bool))
+    return images
+
+
+def filled(polygons: list, shape: tuple[int, int]) -> np.ndarray:
+    canvas = np.zeros(shape, np.uint8)
+    cv2.fillPoly(canvas, [np.array(p, np.int32).reshape(-1, 1, 2) for p in polygons], 1)
+    return canvas.astype(bool)
 
 
 def predict(url: str, name: str, data: bytes, **params) -> httpx.Response:
@@ -48,10 +60,15 @@ def test_health_over_http(server, fitted):
 
 
 def test_good_and_defective_parts_and_their_overlay(server, samples):
+    masks = {name: mask for name, (_, mask) in sample_images().items()}
     for name, (data, defective) in samples.items():
         body = predict(server.url, name, data).json()
         assert body["is_anomaly"] is defective, (name, body["score"], body["threshold"])
-        assert body["polygons"] == [] if not defective else isinstance(body["polygons"], list)
+        if defective:  # outlines around the defect, not around the whole part
+            outline = filled(body["polygons"], masks[name].shape)
+            assert body["polygons"] and outline[masks[name]].mean() > 0.5 and outline.mean() < 0.25, name
+        else:
+            assert body["polygons"] == []
         overlay = httpx.get(server.url + body["overlay_url"])
         assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
         assert overlay.headers["x-content-type-options"] == "nosniff"

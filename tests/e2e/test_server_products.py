@@ -149,3 +149,25 @@ def _ignore_errors(call) -> None:
         call()
     except httpx.HTTPError:
         pass
+
+
+def test_a_weights_file_of_another_backbone_stops_the_server_in_one_line(tmp_path, single_model_dir):
+    """A resnet18 state dict while PATCHCORE_BACKBONE is the default DINOv2: exit 3, one readable reason."""
+    import subprocess
+
+    import torch
+    import torchvision
+    from server_support import ANOMALIA, free_port
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    env = server_env(tmp_path, single_model_dir, ANOMALIA_WEIGHTS=str(weights))
+    del env["PATCHCORE_BACKBONE"]  # the default, dinov2_vits14
+    result = subprocess.run([str(ANOMALIA), "serve", "--port", str(free_port())], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output[-3000:]
+    reason = [line for line in output.splitlines() if "ANOMALIA_WEIGHTS cannot be used" in line]
+    assert reason and "holds resnet18 weights, not dinov2_vits14 weights" in reason[-1]
+    assert max(len(line) for line in output.splitlines()) < 600  # no list of state-dict keys
+    assert "blocks.0" not in output and "Unexpected key" not in output

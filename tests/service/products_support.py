@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,8 @@ from anomalia.service.settings import Settings, load_settings
 MM = 0.05
 RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
 CIRCLE = json.dumps({"kind": "circle", "cx": 128, "cy": 128, "r": 100})
+JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, -1), cv2.COLORMAP_JET)[0]
+"""BGR colour of each of the 256 JET levels."""
 
 
 def png(image: np.ndarray) -> bytes:
@@ -64,3 +67,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
             target = os.readlink(path) if path.is_symlink() else None
             found[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ino, target)
     return found
+
+
+def jet_levels(png_base64: str) -> np.ndarray:
+    """The JET level (0..255) of every pixel of a base64 PNG heatmap."""
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(png_base64), np.uint8), cv2.IMREAD_COLOR)
+    levels = {tuple(int(c) for c in colour): level for level, colour in enumerate(JET)}
+    return np.array([[levels[tuple(int(c) for c in pixel)] for pixel in row] for row in image])

@@ -7,25 +7,13 @@ import pytest
 from structlog.testing import capture_logs
 from single_support import post_image, single_client
 
-from anomalia.core.features import WeightsUnavailableError
 from anomalia.service import demo
 from anomalia.service.settings import load_settings
 
 
-@pytest.fixture
-def offline_imagenet(monkeypatch):
-    """Make ImageNet weights unavailable the way an offline machine does, whatever this machine has cached."""
-    real = demo.create_extractor
-
-    def create(name, spec):
-        if spec.kind == "imagenet":
-            raise WeightsUnavailableError("ImageNet weights for resnet18 are not in the torch cache")
-        return real(name, spec)
-
-    monkeypatch.setattr(demo, "create_extractor", create)
-
-
-def test_offline_demo_falls_back_to_random_weights_and_says_so(offline_imagenet, tmp_path):
+@pytest.mark.usefixtures("offline_caches")
+def test_offline_demo_falls_back_to_random_weights_and_says_so(tmp_path):
+    """The real fallback: ImageNet weights requested, the download really fails (empty cache, no way out)."""
     settings = load_settings(artifacts_dir=tmp_path / "models" / "patchcore", static_dir=tmp_path / "static",
                              anomalia_weights="imagenet", img_size=128)
     with capture_logs() as lines:

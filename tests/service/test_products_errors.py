@@ -131,6 +131,10 @@ class TestRejectedRequestsChangeNothing:
         body = {"role_id": "r", "roi_id": "ready", "mm_per_px": MM, "ok_scores": [0.1], "area_mm2_thr": 1.0}
         assert client.post("/calibrate_ng", json={**body, **change}).status_code == 422
 
+    def test_a_threshold_that_is_not_above_zero_is_400(self, client):
+        response = calibrate(client, "r", "ready", [0.0, 0.0])
+        assert response.status_code == 400 and "must be > 0" in _detail(response)
+
     def test_non_positive_mm_per_px_in_forms_is_422(self, client):
         assert infer(client, "r", "ready", good_image(1), mm=0).status_code == 422
         assert fit(client, "r", "new", OK_IMAGES[:2], mm="nan").status_code == 422

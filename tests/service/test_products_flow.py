@@ -9,8 +9,10 @@ import os
 import cv2
 import numpy as np
 import pytest
-from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, png, product_settings
+import structlog
+from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, jet_levels, png, product_settings
 
+from anomalia.core.detector import holdout_split
 from anomalia.service.logging import configure_logging
 from anomalia.service.settings import Settings
 from anomalia.synthetic import defect_image, good_image
@@ -117,9 +119,61 @@ def test_infer_answers_the_seed_fields_and_a_heatmap_of_the_roi_size(client, tau
     assert body["image_size"] == [300, 200]
     heatmap = cv2.imdecode(np.frombuffer(base64.b64decode(body["heatmap_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert heatmap.shape == (200, 300, 3)
+    assert jet_levels(body["heatmap_png_base64"])[:, :55].min() > 0  # outside the annulus: drawn, not masked
+    assert body["regions"], body["score"]
     for region in body["regions"]:  # all inside the annulus' bounding box
         x, y, w, h = region["bbox"]
         assert 60 <= x and x + w <= 240 and 10 <= y and y + h <= 190
+
+
+def _calibrated_at(client, roi: str, threshold: float, area_mm2_thr: float) -> None:
+    """Calibrate to exactly ``threshold``: the midpoint of one OK and one NG score equal to it."""
+    body = calibrate(client, "tapa", roi, [threshold], ng_scores=[threshold], area_mm2_thr=area_mm2_thr).json()
+    assert body["threshold"] == threshold and body["area_mm2_thr"] == area_mm2_thr, body
+
+
+def test_verdict_is_ng_only_when_the_score_is_above_the_threshold_and_a_region_is_large_enough(client):
+    """Seed 004 section 4: NG when score > threshold and a region has area_mm2 >= area_mm2_thr; each edge."""
+    fitted = fit(client, "tapa", "regla", OK_IMAGES[:8])
+    assert calibrate(client, "tapa", "regla", fitted.json()["ok_scores"]).status_code == 200
+    image = DEFECTS[0]
+    score = infer(client, "tapa", "regla", image).json()["score"]
+
+    _calibrated_at(client, "regla", score, 0.0)  # score exactly at the threshold: not above it
+    at = infer(client, "tapa", "regla", image).json()
+    assert at["score"] == at["threshold"] == score and at["regions"], at
+    assert at["verdict"] == "OK" and at["is_ng"] is False
+
+    _calibrated_at(client, "regla", float(np.nextafter(score, 0.0)), 0.0)  # one step below it: NG
+    assert infer(client, "tapa", "regla", image).json()["verdict"] == "NG"
+
+    threshold = 0.9 * score  # score above the threshold; now the regions' areas decide
+    _calibrated_at(client, "regla", threshold, 0.0)
+    largest = max(region["area_mm2"] for region in infer(client, "tapa", "regla", image).json()["regions"])
+    _calibrated_at(client, "regla", threshold, largest)
+    assert infer(client, "tapa", "regla", image).json()["verdict"] == "NG"  # a region exactly at area_mm2_thr
+    _calibrated_at(client, "regla", threshold, float(np.nextafter(largest, np.inf)))
+    small = infer(client, "tapa", "regla", image).json()
+    assert small["score"] > small["threshold"] and small["regions"], small
+    assert small["verdict"] == "OK" and small["is_ng"] is False  # high score, only smaller regions
+
+    peak = max(region["max_score"] for region in at["regions"])
+    assert peak > score
+    _calibrated_at(client, "regla", score + 0.25 * (peak - score), 0.0)  # a region, but the score is below
+    low = infer(client, "tapa", "regla", image).json()
+    assert low["score"] < low["threshold"] and low["regions"], low
+    assert low["verdict"] == "OK"
+
+
+def test_the_heatmap_shows_the_threshold_mid_scale(client):
+    """Calibrated exactly at an image's score (p99 of its map): about 1 % of its pixels reach mid-scale."""
+    fitted = fit(client, "tapa", "calor", OK_IMAGES[:6])
+    assert calibrate(client, "tapa", "calor", fitted.json()["ok_scores"]).status_code == 200
+    score = infer(client, "tapa", "calor", DEFECTS[1]).json()["score"]
+    _calibrated_at(client, "calor", score, 0.0)
+    levels = jet_levels(infer(client, "tapa", "calor", DEFECTS[1]).json()["heatmap_png_base64"])
+    assert levels.shape == (256, 256)
+    assert 0.0075 < (levels >= 128).mean() < 0.0125  # heat >= threshold, the top 1 %
 
 
 def test_the_shape_limits_the_score(client, taught):
@@ -144,6 +198,10 @@ def test_store_layout_versions_and_datasets(taught, settings):
     assert manifest["threshold"] == calibrated["threshold"] and manifest["model_version"] == calibrated["model_version"]
     calibration = json.loads((current / "calibration.json").read_text())
     assert calibration["threshold"] == calibrated["threshold"] and calibration["area_mm2_thr"] == 0.5
+    assert calibration["ok_scores"] == fitted["ok_scores"] and len(calibration["ng_scores"]) == len(DEFECTS)
+    assert calibration["operator_id"] == "ana" and calibration["created_at"]
+    assert calibration["statistics"] == calibrated["statistics"]
+    assert manifest["calibrated"] is True and manifest["bank_version"] == fitted["model_version"]
     versions = data / "models/tapa/.versions/sello"
     original = versions / fitted["model_version"]
     assert not (original / "calibration.json").exists()
@@ -189,12 +247,38 @@ def test_ok_only_calibration_is_percentile_times_safety_factor(client, settings)
     assert default["statistics"]["score_percentile"] == 0.995
 
 
+def test_calibrating_names_the_current_model_or_the_fit_it_was_calibrated_from(client, settings):
+    """model_version protects against calibrating a model another operator has just replaced."""
+    fitted = fit(client, "tapa", "version", OK_IMAGES[:6]).json()["model_version"]
+    first = calibrate(client, "tapa", "version", [0.1, 0.2], model_version=fitted)
+    assert first.status_code == 200, first.text
+    again = calibrate(client, "tapa", "version", [0.2, 0.3], model_version=fitted)  # the fit it came from
+    assert again.status_code == 200, again.text
+    current = calibrate(client, "tapa", "version", [0.3, 0.4], model_version=again.json()["model_version"])
+    assert current.status_code == 200, current.text
+    manifest = json.loads((settings.backend_data_root / "models/tapa/version/manifest.json").read_text())
+    assert manifest["parent_version"] == again.json()["model_version"] and manifest["bank_version"] == fitted
+    fit(client, "tapa", "version", OK_IMAGES[6:12])  # another operator teaches it again
+    stale = calibrate(client, "tapa", "version", [0.1, 0.2], model_version=fitted)
+    assert stale.status_code == 409 and "not the current model" in stale.json()["detail"]
+
+
 def test_overlapping_scores_warn(client):
     fit(client, "tapa", "overlap", OK_IMAGES[:6])
     body = calibrate(client, "tapa", "overlap", [0.1, 0.2, 0.5], ng_scores=[0.15, 0.6, 0.7]).json()
     assert body["overlap"] is True and "overlap" in body["warnings"][0]
 
 
+@pytest.fixture
+def restore_logging():
+    """Put the logging configuration back after a test that points it at its captured stderr
+    (left pointing at a closed capture, the next test's requests fail)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_logs_name_role_roi_and_timings(client, capsys):
     configure_logging("INFO")  # log to this test's captured stderr
     fit(client, "tapa", "logged", OK_IMAGES[:4])
@@ -213,7 +297,9 @@ def test_dinov2_default_backbone_gives_a_16x16_token_grid(single_model_dir, tmp_
         assert fitted.json()["token_shape"] == [16, 16] and fitted.json()["backbone"] == "dinov2_vits14"
         assert calibrate(dino, "dino", "a", fitted.json()["ok_scores"]).status_code == 200
         body = infer(dino, "dino", "a", png(DEFECTS[0]), shape=CIRCLE).json()
-    assert body["token_shape"] == [16, 16] and body["verdict"] in ("OK", "NG")
+        good = infer(dino, "dino", "a", png(good_image(500)), shape=CIRCLE).json()
+    assert body["token_shape"] == [16, 16]
+    assert body["verdict"] == "NG" and body["score"] > good["score"]  # seeded random DINOv2 still finds a blob
 
 
 def test_fit_can_score_its_holdout_inside_a_shape(client, settings):
@@ -222,6 +308,15 @@ def test_fit_can_score_its_holdout_inside_a_shape(client, settings):
     manifest = json.loads((settings.backend_data_root / "models/tapa/shaped/manifest.json").read_text())
     assert manifest["fit_shape"] == json.loads(CIRCLE)
     assert manifest["holdout_scores"] == response.json()["ok_scores"]
+
+
+def test_ok_scores_are_on_the_scale_of_infers_score(client):
+    """/fit_ok scores its held-out images the way /infer scores a part (p99 inside the shape)."""
+    fitted = fit(client, "tapa", "escala", OK_IMAGES[:10], shape=CIRCLE).json()
+    assert calibrate(client, "tapa", "escala", fitted["ok_scores"]).status_code == 200
+    _, holdout = holdout_split(10, 0.2, seed=0)  # the fit's seeded split
+    scores = [infer(client, "tapa", "escala", OK_IMAGES[i], shape=CIRCLE).json()["score"] for i in holdout]
+    assert scores == pytest.approx(fitted["ok_scores"], rel=1e-5)
 
 
 @pytest.mark.parametrize("module", ["service/products.py", "service/shape_inspection.py", "store/model_store.py",

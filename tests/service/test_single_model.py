@@ -122,6 +122,35 @@ def test_ignore_border_pct_lowers_a_border_defects_score(single_model_dir, tmp_p
     assert inner["polygons"] == []
 
 
+def test_pixels_outside_the_roi_count_as_minus_one(single_model_dir, tmp_path, border_defect):
+    """Seed 000: the score is the maximum of the map with every pixel outside the ROI set to −1.
+
+    IGNORE_BORDER_PCT=30 on the 256 grid keeps rows and columns 76..179 (floor(256 × 0.3) = 76 per side).
+    """
+    with single_client(single_model_dir, tmp_path, ignore_border_pct=30) as cropped:
+        body = post_image(cropped, border_defect).json()
+        heat = cropped.app.state.runtime.single.detector.predict([border_defect])[0].anomaly_map  # no ROI
+    outside_at_minus_one = np.full_like(heat, -1.0)
+    outside_at_minus_one[76:180, 76:180] = heat[76:180, 76:180]
+    assert body["score"] == pytest.approx(float(outside_at_minus_one.max()), rel=1e-6)
+    assert body["score"] < float(heat.max()) - 0.05  # the border defect would have set it
+
+
+def test_area_min_drops_regions_measured_on_the_map_grid(single_model_dir, tmp_path):
+    """AREA_MIN is in pixels of the IMG_SIZE grid, whatever the upload's size (here twice as large)."""
+    image = cv2.resize(defect_image(77, kind="patch", center=(180, 70))[0], (512, 512))
+    with single_client(single_model_dir, tmp_path / "a", area_min=0) as plain:
+        kept = post_image(plain, image).json()
+        served = plain.get(kept["overlay_url"].replace("_overlay", "_mask")).content
+    grid_area = int((cv2.imdecode(np.frombuffer(served, np.uint8), cv2.IMREAD_GRAYSCALE) > 0).sum())
+    assert kept["is_anomaly"] is True and kept["polygons"] and grid_area > 0
+    with single_client(single_model_dir, tmp_path / "b", area_min=0.5 * grid_area) as half:
+        assert post_image(half, image).json()["polygons"]
+    with single_client(single_model_dir, tmp_path / "c", area_min=1.5 * grid_area) as over:
+        dropped = post_image(over, image).json()  # ~4x grid_area in the upload's pixels, still dropped
+    assert dropped["is_anomaly"] is True and dropped["polygons"] == []
+
+
 def test_roi_png_limits_the_score_and_is_rescaled(single_model_dir, tmp_path, border_defect):
     roi = np.full((100, 400), 255, np.uint8)  # another size and aspect than the 256 grid
     roi[:, :140] = 0  # the left 35 % is not part of the inspection

@@ -116,6 +116,16 @@ def test_threshold_rule_of_section_8(client, fitted):
     assert post_image(client, image, thr=0).json()["is_anomaly"] is True
 
 
+def test_a_score_exactly_at_the_threshold_is_not_an_anomaly(client, corner_defect):
+    """is_anomaly = score > threshold: equal is OK (no polygons); one float step lower is an anomaly."""
+    score = post_image(client, corner_defect[0]).json()["score"]
+    at = post_image(client, corner_defect[0], thr=score).json()
+    assert at["score"] == at["threshold"] == score
+    assert at["is_anomaly"] is False and at["polygons"] == []
+    below = post_image(client, corner_defect[0], thr=float(np.nextafter(score, 0.0))).json()
+    assert below["is_anomaly"] is True
+
+
 def test_mode_sensitive_flips_the_verdict_for_the_same_score(client, single_model_dir, tmp_path):
     image = good_image(6)
     score = post_image(client, image).json()["score"]

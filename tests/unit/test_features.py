@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 
-import huggingface_hub.constants
 import pytest
 import timm
 import torch
@@ -133,16 +132,9 @@ def test_a_weights_value_that_is_no_file_says_what_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_imagenet_weights_offline_fail_with_a_helpful_message(name, tmp_path, monkeypatch):
-    """No mocks: empty caches, Hugging Face offline and an unreachable proxy make the real
-    download fail, and fail at once (a closed local port refuses instead of timing out)."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.setenv(variable, "http://127.0.0.1:9")
-    for variable in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(variable, raising=False)
+@pytest.mark.usefixtures("offline_caches")
+def test_imagenet_weights_offline_fail_with_a_helpful_message(name):
+    """No mocks: with empty caches and no way out, the real download fails, at once."""
     with pytest.raises(WeightsUnavailableError) as error:
         create_extractor(name, WeightsSpec("imagenet"))
     message = str(error.value)

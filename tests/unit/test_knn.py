@@ -133,3 +133,18 @@ def test_recall_at_k_counts_shared_ids():
     exact = np.array([[1, 2, 3], [4, 5, 6]])
     assert recall_at_k(exact, exact) == 1.0
     assert recall_at_k(exact, np.array([[3, 2, 9], [7, 8, 9]])) == pytest.approx(2 / 6)
+
+
+def test_ivf_keeps_about_64_vectors_per_list_and_probes_16(small):
+    """README "Speed": inverted lists of ~64 vectors, 16 of them probed (all when there are fewer)."""
+    bank, _ = small
+    index = NearestNeighbours.build(bank, kind="ivf").index
+    assert (index.nlist, index.nprobe) == (600 // 64, 600 // 64)
+    large = NearestNeighbours.build(structured_bank(2048, dim=16, seed=5), kind="ivf").index
+    assert (large.nlist, large.nprobe) == (32, 16)
+
+
+def test_the_default_seed_is_zero(small):
+    bank, queries = small
+    default = NearestNeighbours.build(bank, kind="ivf").neighbours(queries, 5)
+    np.testing.assert_array_equal(default, NearestNeighbours.build(bank, kind="ivf", seed=0).neighbours(queries, 5))

@@ -295,3 +295,34 @@ def test_evaluation_result_is_frozen_and_serialisable() -> None:
     }
     with pytest.raises(AttributeError):
         result.n_good = 6  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- edges found by mutation testing
+
+
+def test_roc_curve_ends_at_one_one_when_the_lowest_score_is_anomalous() -> None:
+    fpr, tpr, _ = roc_curve(np.array([1, 0, 0, 1]), np.array([0.9, 0.5, 0.3, 0.1]))
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(fpr, [0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("labels, present", [(np.zeros(4), "normal"), (np.ones(4), "anomalous")])
+def test_a_single_class_error_says_which_class_is_there(labels: np.ndarray, present: str) -> None:
+    with pytest.raises(ValueError) as error:
+        auroc(labels, np.arange(4.0))
+    assert str(error.value) == (f"AUROC needs both normal and anomalous samples, but all 4 are {present}; "
+                                "add examples of the missing class")
+
+
+def test_pro_needs_at_least_one_defect_free_pixel_and_one_is_enough() -> None:
+    full = np.ones((8, 8), dtype=bool)
+    with pytest.raises(ValueError, match="^PRO needs defect-free pixels, but every pixel is marked defective$"):
+        pro_score([full], [full.astype(float)])
+    almost = full.copy()
+    almost[0, 0] = False
+    assert 0.0 <= pro_score([almost], [almost.astype(float)]) <= 1.0
+
+
+def test_pro_accepts_two_thresholds_the_fewest_it_allows() -> None:
+    masks = _two_region_masks()
+    assert pro_score(masks, [m.astype(float) for m in masks], num_thresholds=2) == pytest.approx(1.0)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from anomalia.store.datasets import DatasetStore, image_suffix
 from anomalia.store.model_store import STAGING_PREFIX, InvalidIdentifier, ModelStore, check_identifier
 
+SWITCHES = 300
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
@@ -134,3 +136,35 @@ def test_dataset_names_come_from_content(tmp_path):
                                           (b"RIFF\x00\x00\x00\x00WEBP", ".webp"), (b"????", ".img")])
 def test_image_suffix(data, suffix):
     assert image_suffix(data) == suffix
+
+
+def test_a_reader_never_finds_the_model_missing_while_versions_switch(tmp_path):
+    """The switch renames a new link over the old one (rename(2) is atomic): a reader resolving
+    ``models/<role>/<roi>`` in a tight loop sees the old version or the new one, never nothing."""
+    store = ModelStore(tmp_path)
+    write_version(store, "r", "a", "first")
+    link = tmp_path / "r" / "a"
+    stop, missing, reads = threading.Event(), [], [0]
+
+    def read_until_stopped() -> None:
+        while not stop.is_set():
+            reads[0] += 1
+            try:
+                target = os.readlink(link)
+                manifest = (link / "manifest.json").read_text()
+            except OSError as error:
+                missing.append(repr(error))
+                continue
+            if not manifest:
+                missing.append(f"empty manifest in {target}")
+
+    reader = threading.Thread(target=read_until_stopped)
+    reader.start()
+    try:
+        for switch in range(SWITCHES):
+            write_version(store, "r", "a", str(switch))
+    finally:
+        stop.set()
+        reader.join(30)
+    assert reads[0] > SWITCHES, "the reader did not run alongside the switches"
+    assert missing == [], f"{len(missing)} of {reads[0]} reads found no model, e.g. {missing[0]}"

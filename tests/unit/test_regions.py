@@ -196,3 +196,58 @@ def test_find_regions_validates(kwargs: dict[str, object], message: str) -> None
 def test_find_regions_scores_shape_must_match() -> None:
     with pytest.raises(ValueError, match="scores shape"):
         find_regions(np.zeros((8, 8), dtype=np.uint8), np.zeros((4, 4)), area_min=0)
+
+
+def test_binarize_adaptive_threshold_is_p98_of_the_positive_values_only() -> None:
+    heat = np.zeros((40, 40), dtype=np.float32)
+    heat[5:15, 5:15] = 0.2
+    heat[20:30, 20:30] = np.linspace(0.5, 1.0, 100, dtype=np.float32).reshape(10, 10)
+    positives_only = float(np.percentile(heat[heat > 0], 98))
+    np.testing.assert_array_equal(binarize(heat, None), binarize(heat, positives_only))
+    assert not np.array_equal(binarize(heat, None), binarize(heat, float(np.percentile(heat, 98))))
+
+
+def test_binarize_counts_nan_as_cold_and_an_empty_result_is_uint8() -> None:
+    heat = np.full((12, 12), np.nan, dtype=np.float32)
+    empty = binarize(heat, 0.5)
+    assert empty.dtype == np.uint8 and not empty.any()
+    adaptive_empty = binarize(np.zeros((8, 8), dtype=np.float32), None)
+    assert adaptive_empty.dtype == np.uint8 and adaptive_empty.shape == (8, 8)
+
+
+def test_a_one_pixel_map_is_a_map() -> None:
+    assert binarize(np.full((1, 1), 0.9, dtype=np.float32), 0.5).shape == (1, 1)
+    assert len(find_regions(np.full((1, 1), 255, dtype=np.uint8), np.ones((1, 1)), area_min=0)) == 1
+
+
+def test_polygon_points_reach_every_edge_of_a_wide_map_and_are_ints() -> None:
+    binary = np.zeros((20, 30), dtype=np.uint8)
+    binary[0:10, 0:10] = 255  # touches the left and top edges
+    binary[10:20, 20:30] = 255  # touches the right and bottom edges
+    points = [p for r in find_regions(binary, binary.astype(np.float32), area_min=0) for p in r.polygon]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    assert (min(xs), max(xs), min(ys), max(ys)) == (0, 29, 0, 19)
+    assert all(type(value) is int for point in points for value in point)
+
+
+def test_a_one_pixel_region_in_the_far_corner_of_a_downscaled_wide_map() -> None:
+    """Map 16 x 8 shown at a quarter (4 x 2 pixels): the pixel at (15, 7) lands in the last original pixel."""
+    binary = np.zeros((8, 16), dtype=np.uint8)
+    binary[7, 15] = 255
+    (region,) = find_regions(binary, binary.astype(np.float32), area_min=0, scale=(0.25, 0.25))
+    assert region.bbox == (3, 1, 1, 1) and region.polygon == ((3, 1),)
+
+
+def test_polygons_are_simplified_with_an_epsilon_of_two_pixels() -> None:
+    binary = np.zeros((100, 100), dtype=np.uint8)
+    yy, xx = np.mgrid[0:100, 0:100]
+    binary[(xx - 50) ** 2 + (yy - 50) ** 2 <= 25**2] = 255  # 12 corners at epsilon 2, 8 at 3
+    default = find_regions(binary, binary.astype(np.float32), area_min=10)[0].polygon
+    assert default == find_regions(binary, binary.astype(np.float32), area_min=10, epsilon=2.0)[0].polygon
+    assert default != find_regions(binary, binary.astype(np.float32), area_min=10, epsilon=3.0)[0].polygon
+
+
+def test_any_non_zero_pixel_of_the_binary_mask_is_foreground() -> None:
+    ones = np.zeros((20, 20), dtype=np.uint8)
+    ones[5:10, 5:10] = 1
+    assert [r.bbox for r in find_regions(ones, ones.astype(np.float32), area_min=0)] == [(5, 5, 5, 5)]

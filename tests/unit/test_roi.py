@@ -1,16 +1,11 @@
-"""ROI: border margin, external mask, score penalty, edge contours (seed 000 section 7)."""
+"""ROI: border margin, external mask, edge contours (seed 000 section 7); the score inside it is tested
+through /predict (tests/service/test_single_model.py)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from anomalia.core.roi import (
-    OUTSIDE_SCORE,
-    apply_roi_for_score,
-    border_mask,
-    combine_roi,
-    roi_edge,
-)
+from anomalia.core.roi import border_mask, combine_roi, roi_edge
 
 
 def test_border_mask_cuts_floor_pct_of_each_side() -> None:
@@ -87,6 +82,36 @@ def test_combine_roi_accepts_bgr_and_bool_masks() -> None:
     np.testing.assert_array_equal(roi_bool, np.eye(4, dtype=bool))
 
 
+def test_combine_roi_reads_one_channel_and_bgra_masks_like_grey_ones() -> None:
+    grey = np.zeros((4, 6), dtype=np.uint8)
+    grey[1:3, 2:5] = 255
+    expected = combine_roi(4, 6, mask=grey)
+    assert expected is not None and expected.sum() == 6
+    np.testing.assert_array_equal(combine_roi(4, 6, mask=grey[:, :, None]), expected)
+    bgra = np.zeros((4, 6, 4), dtype=np.uint8)
+    bgra[..., :3] = grey[:, :, None]
+    bgra[..., 3] = 255 - grey  # alpha does not decide what is inspected
+    np.testing.assert_array_equal(combine_roi(4, 6, mask=bgra), expected)
+    two_channels = np.zeros((4, 6, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 1\|3\|4\) image, got shape \(4, 6, 2\)"):
+        combine_roi(4, 6, mask=two_channels)
+
+
+def test_combine_roi_takes_a_one_pixel_mask_and_refuses_an_empty_or_flat_one() -> None:
+    roi = combine_roi(3, 3, mask=np.full((1, 1), 255, dtype=np.uint8))
+    assert roi is not None and roi.all()
+    for bad in (np.zeros((0, 0), dtype=np.uint8), np.full(5, 255, dtype=np.uint8)):
+        with pytest.raises(ValueError, match="ROI mask must be a non-empty"):
+            combine_roi(3, 3, mask=bad)
+
+
+def test_border_mask_names_the_bad_side() -> None:
+    with pytest.raises(ValueError, match="^height must be a positive integer, got 0$"):
+        border_mask(0, 4, 0)
+    with pytest.raises(ValueError, match="^width must be a positive integer, got -2$"):
+        border_mask(4, -2, 0)
+
+
 def test_combine_roi_all_zero_is_ignored() -> None:
     assert combine_roi(16, 16, mask=np.zeros((5, 5), dtype=np.uint8)) is None
     # A mask that only covers the cut border also ends empty.
@@ -96,33 +121,8 @@ def test_combine_roi_all_zero_is_ignored() -> None:
 
 
 def test_combine_roi_rejects_float_mask() -> None:
-    with pytest.raises(ValueError, match="bool or uint8"):
+    with pytest.raises(ValueError, match=r"^ROI mask must be bool or uint8 \(load PNGs with cv2.IMREAD_GRAYSCALE\)"):
         combine_roi(4, 4, mask=np.ones((4, 4), dtype=np.float32))
-
-
-def test_apply_roi_for_score_sets_outside_to_minus_one() -> None:
-    heat = np.full((6, 6), 0.25, dtype=np.float32)
-    heat[0, 0] = 9.0  # a hot border pixel that must not win the score
-    roi = border_mask(6, 6, 20)
-    scored = apply_roi_for_score(heat, roi)
-    assert scored.dtype == np.float32
-    assert (scored[~roi] == OUTSIDE_SCORE).all() and OUTSIDE_SCORE == -1.0
-    assert (scored[roi] == 0.25).all()
-    assert scored.max() == pytest.approx(0.25)
-    assert heat[0, 0] == 9.0  # input untouched
-
-
-def test_apply_roi_for_score_none_is_copy() -> None:
-    heat = np.arange(4, dtype=np.float32).reshape(2, 2)
-    out = apply_roi_for_score(heat, None)
-    np.testing.assert_array_equal(out, heat)
-    out[0, 0] = 5
-    assert heat[0, 0] == 0
-
-
-def test_apply_roi_for_score_shape_mismatch() -> None:
-    with pytest.raises(ValueError, match="does not match"):
-        apply_roi_for_score(np.zeros((4, 4)), np.ones((3, 4), dtype=bool))
 
 
 def test_roi_edge_traces_outer_and_hole_boundaries() -> None:
@@ -137,3 +137,8 @@ def test_roi_edge_traces_outer_and_hole_boundaries() -> None:
     for x, y in pts:
         assert roi[y, x]
         assert not roi[y - 1 : y + 2, x - 1 : x + 2].all()
+
+
+def test_roi_edge_refuses_a_mask_that_is_not_2d() -> None:
+    with pytest.raises(ValueError, match=r"^ROI must be a 2-D mask, got shape \(2, 2, 2\)$"):
+        roi_edge(np.zeros((2, 2, 2), dtype=bool))

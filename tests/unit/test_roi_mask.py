@@ -138,3 +138,47 @@ def test_shape_covering_no_pixel_rejected() -> None:
 def test_check_inside_rejects_bad_image_size(size: tuple[int, int]) -> None:
     with pytest.raises(ValueError, match="positive integer"):
         check_inside(RectShape(0, 0, 1, 1), *size)
+
+
+def test_fractional_sizes_are_shapes_and_zero_height_is_not() -> None:
+    assert parse_shape({"kind": "rect", "x": 0, "y": 0, "w": 0.5, "h": 0.5}) == RectShape(0, 0, 0.5, 0.5)
+    assert parse_shape({"kind": "circle", "cx": 5, "cy": 5, "r": 0.5}) == CircleShape(5, 5, 0.5)
+    with pytest.raises(ValueError, match="^rect w and h must be > 0, got w=1.0, h=0.0$"):
+        parse_shape({"kind": "rect", "x": 0, "y": 0, "w": 1, "h": 0})
+
+
+def test_error_messages_name_every_field_and_the_kind() -> None:
+    with pytest.raises(ValueError) as missing:
+        parse_shape({"kind": "rect", "x": 0, "y": 0, "top": 1, "left": 2})
+    assert str(missing.value) == "rect needs exactly the fields x, y, w, h; missing: w, h; unexpected: left, top"
+    with pytest.raises(ValueError, match="^circle field 'r' must be a number, got str '1'$"):
+        parse_shape({"kind": "circle", "cx": 5, "cy": 5, "r": "1"})
+    hole = "^annulus r_inner must be smaller than r_outer, got r_inner=3.0, r_outer=3.0$"
+    with pytest.raises(ValueError, match=hole):
+        parse_shape({"kind": "annulus", "cx": 5, "cy": 5, "r_inner": 3, "r_outer": 3})
+    with pytest.raises(ValueError, match="^image height must be a positive integer, got 0$"):
+        check_inside(RectShape(0, 0, 1, 1), 0, 4)
+    with pytest.raises(ValueError, match="^image width must be a positive integer, got 0$"):
+        check_inside(RectShape(0, 0, 1, 1), 4, 0)
+
+
+def test_a_circle_crossing_the_top_edge_is_outside() -> None:
+    with pytest.raises(ValueError, match="must fit inside the image"):
+        check_inside(CircleShape(50, 5, 10), 100, 100)
+
+
+def test_a_one_pixel_image_can_hold_a_shape() -> None:
+    check_inside(RectShape(0, 0, 1, 1), 1, 1)
+    assert shape_mask(RectShape(0, 0, 1, 1), 1, 1).tolist() == [[True]]
+
+
+def test_a_pixel_centre_on_the_edge_belongs_to_the_shape_as_documented() -> None:
+    """Centres are (col + 0.5, row + 0.5): on a rect's left/top edge they are in, on its right/bottom out;
+    on a circle's or annulus' rim they are in; on an annulus' hole rim they are in too."""
+    rect = shape_mask(RectShape(0.5, 0.5, 2, 2), 4, 4)  # centres 0.5 and 1.5 in, 2.5 out
+    assert rect.tolist() == [[r in (0, 1) and c in (0, 1) for c in range(4)] for r in range(4)]
+    circle = shape_mask(CircleShape(2.5, 2.5, 2), 5, 5)  # (2.5, 0.5) is exactly 2 away
+    assert circle[0, 2] and circle[4, 2] and circle[2, 0] and circle[2, 4] and not circle[0, 1]
+    ring = shape_mask(AnnulusShape(2.5, 2.5, 1, 2), 5, 5)
+    assert ring[0, 2] and ring[1, 2] and not ring[2, 2]  # outer rim and hole rim in, centre out
+    assert rect.dtype == bool and circle.dtype == bool

@@ -2,7 +2,9 @@
 
 Two sources are combined (seed 000, section 7): a border margin of ``IGNORE_BORDER_PCT``
 percent cut from each side, and an optional external mask image where white means valid.
-The ROI changes the score and the binary mask only, never the colour map.
+The ROI changes the score and the binary mask only, never the colour map. The seed sets pixels
+outside it to -1 before taking the maximum; ``scoring.image_score`` reads only the pixels inside,
+which gives the same maximum because distances are >= 0.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import math
 
 import cv2
 import numpy as np
-
-OUTSIDE_SCORE = -1.0
-"""Value given to pixels outside the ROI before taking the score (seed: "valor mínimo -1")."""
 
 _WHITE_ABOVE = 127
 
@@ -88,24 +87,6 @@ def combine_roi(
     if not roi.any():
         return None
     return roi
-
-
-def _check_roi_shape(roi: np.ndarray, shape: tuple[int, ...]) -> None:
-    if roi.shape != shape:
-        raise ValueError(f"ROI shape {roi.shape} does not match the map shape {shape}")
-
-
-def apply_roi_for_score(heat: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
-    """Copy of ``heat`` ``(H, W)`` with pixels outside ``roi`` set to ``OUTSIDE_SCORE``.
-
-    Distances are >= 0, so -1 can never win the max that becomes the score.
-    """
-    out = np.array(heat, dtype=np.result_type(heat.dtype, np.float32), copy=True)
-    if roi is None:
-        return out
-    _check_roi_shape(roi, out.shape)
-    out[~roi.astype(bool)] = OUTSIDE_SCORE
-    return out
 
 
 def roi_edge(roi: np.ndarray | None) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.middleware import BodyLimit, request_context
-from anomalia.service.products import Products
+from anomalia.service.products import Products, check_weights_setting
 from anomalia.service.routes import health, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import teach
@@ -61,4 +61,5 @@ async def startup(runtime: Runtime) -> None:
     """Load every model once; a broken configuration stops start-up with its reason."""
     log.info("startup", version=__version__, device=runtime.device)
     start_single(runtime)  # seed 000: a missing memory bank stops start-up (`anomalia serve --demo` builds one)
+    await runtime.fit(check_weights_setting, runtime.settings, runtime.extractors)  # a wrong file stops start-up
     runtime.products = await runtime.fit(Products.open, runtime.settings, runtime.extractors)  # seed 004

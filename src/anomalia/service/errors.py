@@ -5,8 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from anomalia.core.detector import WeightsMismatchError
+from anomalia.core.detector import NotFittedError, WeightsMismatchError
+from anomalia.core.features.base import WeightsUnavailableError
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError
+from anomalia.service.weights import WeightsFileError
+from anomalia.store.manifest import ModelFormatError
+from anomalia.store.model_store import InvalidIdentifier
 
 
 class ServiceError(Exception):
@@ -33,7 +37,24 @@ class PreconditionRequired(ServiceError):
     status_code = 428
 
 
-_STATUS = {ImageDecodeError: 400, ImageTooLargeError: 413, WeightsMismatchError: 409}
+STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
+    InvalidIdentifier: 400,
+    ImageDecodeError: 400,
+    ImageTooLargeError: 413,
+    WeightsMismatchError: 409,
+    ModelFormatError: 500,
+    WeightsUnavailableError: 503,
+    WeightsFileError: 503,
+    NotFittedError: 503,
+}
+"""Every domain error that can leave a use case, and its HTTP status (the most specific class wins)."""
+
+
+def status_of(error: Exception) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF_DOMAIN_ERRORS:
+            return STATUS_OF_DOMAIN_ERRORS[kind]
+    raise TypeError(f"{type(error).__name__} has no HTTP status")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -41,8 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     async def domain_error(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=_STATUS[type(error)])
+        return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
     app.add_exception_handler(ServiceError, service_error)
-    for exception_type in _STATUS:
+    for exception_type in STATUS_OF_DOMAIN_ERRORS:
         app.add_exception_handler(exception_type, domain_error)

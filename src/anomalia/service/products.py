@@ -23,7 +23,7 @@ import numpy as np
 import structlog
 
 from anomalia.core.calibration import calibrate
-from anomalia.core.detector import PatchCore, PatchCoreConfig, holdout_split
+from anomalia.core.detector import PatchCore, PatchCoreConfig, WeightsMismatchError, holdout_split
 from anomalia.core.features import WeightsUnavailableError
 from anomalia.core.image import decode_image
 from anomalia.core.regions import binarize, find_regions
@@ -39,6 +39,7 @@ from anomalia.service.shape_inspection import (
     shape_score,
     token_shape,
 )
+from anomalia.service.weights import WeightsFileError
 from anomalia.store.datasets import DatasetStore, image_name
 from anomalia.store.manifest import MANIFEST, ModelFormatError
 from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
@@ -116,6 +117,34 @@ def check_mm_per_px(mm_per_px: float) -> None:
     """400 unless the scale is a finite number > 0 (the HTTP forms already answer 422 for these)."""
     if not (math.isfinite(mm_per_px) and mm_per_px > 0):
         raise ServiceError(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}", 400)
+
+
+def fit_config(settings: Settings) -> PatchCoreConfig:
+    """The PatchCore settings of every new role/roi model (``PATCHCORE_*``, ``ANOMALIA_WEIGHTS``, ``KNN_K``)."""
+    s = settings
+    chosen = {"patch_norm": "l2"} if s.patchcore_distance == "cosine" else {}  # cosine compares directions
+    if "knn_k" in s.model_fields_set:  # otherwise the core's default embedding holds
+        chosen["knn_k"] = s.knn_k
+    return PatchCoreConfig(backbone=s.patchcore_backbone, weights=s.anomalia_weights, img_size=PRODUCT_IMG_SIZE,
+                           coreset_ratio=s.patchcore_coreset_ratio, distance=s.patchcore_distance,
+                           batch_size=s.patchcore_batch_size, score_method=SCORE_PERCENTILE,
+                           holdout_fraction=0.0, safety_factor=s.calibration_safety_factor, **chosen).validate()
+
+
+def check_weights_setting(settings: Settings, extractor_provider: ExtractorProvider) -> None:
+    """Start-up: a state-dict file in ``ANOMALIA_WEIGHTS`` must load into ``PATCHCORE_BACKBONE``.
+
+    A file of another architecture is a configuration error, refused in one line that says
+    which backbone it fits, rather than a 500 on the first ``/fit_ok``. The backbone built
+    here stays in the shared cache for the fits.
+    """
+    if settings.anomalia_weights in ("imagenet", "random"):
+        return
+    try:
+        extractor_provider(fit_config(settings))
+    except (WeightsFileError, WeightsUnavailableError) as error:
+        raise WeightsFileError(f"ANOMALIA_WEIGHTS cannot be used with "
+                               f"PATCHCORE_BACKBONE={settings.patchcore_backbone}: {error}") from None
 
 
 def _now() -> str:
@@ -203,7 +232,9 @@ class Products:
             calibration = json.loads(calibration_path.read_text("utf-8")) if calibration_path.is_file() else None
             same_bank = previous is not None and previous.manifest.get("bank_version") == manifest.get("bank_version")
             detector = previous.detector if same_bank else load_model(folder, extractor_provider=self._extractors).detector
-        except WeightsUnavailableError as error:
+        except WeightsMismatchError as error:
+            raise Conflict(f"model {key[0]}/{key[1]} version {version}: {error}") from None
+        except (WeightsUnavailableError, WeightsFileError) as error:
             raise ServiceError(f"model {key[0]}/{key[1]} needs backbone weights that are not available: {error}",
                                503) from None
         except (ModelFormatError, OSError, ValueError) as error:
@@ -220,17 +251,6 @@ class Products:
                            "the model again at this scale")
 
     # -- fit_ok -------------------------------------------------------------------------------
-    def fit_config(self) -> PatchCoreConfig:
-        s = self.settings
-        chosen = {"patch_norm": "l2"} if s.patchcore_distance == "cosine" else {}  # cosine compares directions
-        if "knn_k" in s.model_fields_set:
-            chosen["knn_k"] = s.knn_k
-        return PatchCoreConfig(backbone=s.patchcore_backbone, weights=s.anomalia_weights, img_size=PRODUCT_IMG_SIZE,
-                               coreset_ratio=s.patchcore_coreset_ratio, distance=s.patchcore_distance,
-                               batch_size=s.patchcore_batch_size, score_method=SCORE_PERCENTILE,
-                               holdout_fraction=0.0, safety_factor=s.calibration_safety_factor,
-                               **chosen).validate()
-
     def fit_ok(self, command: FitCommand, slot: FitSlot) -> dict:
         """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``."""
         started = time.perf_counter()
@@ -259,11 +279,11 @@ class Products:
                 "dataset_images": served.manifest["dataset_images"], "timings_s": timings}
 
     def _fit(self, images: list[np.ndarray], masks: list, timings: dict) -> tuple[PatchCore, list[float], tuple]:
-        config = self.fit_config()
+        config = fit_config(self.settings)
         train, holdout = holdout_split(len(images), HOLDOUT_FRACTION, config.seed)
         try:
             detector = PatchCore(config, extractor=self._extractors(config))
-        except (WeightsUnavailableError, ValueError) as error:  # ValueError: ANOMALIA_WEIGHTS names no file
+        except (WeightsUnavailableError, WeightsFileError) as error:
             raise ServiceError(f"{error} (ANOMALIA_WEIGHTS={self.settings.anomalia_weights})", 503) from None
         fitting = time.perf_counter()
         detector.fit([images[i] for i in train])

@@ -11,15 +11,20 @@ import anyio
 import torch
 
 from anomalia.core.detector import PatchCoreConfig
-from anomalia.core.features import FeatureExtractor, create_extractor
+from anomalia.core.features import FeatureExtractor
 from anomalia.service.settings import Settings
+from anomalia.service.weights import build_extractor, weights_spec
 from anomalia.store.model_io import LoadedModel
 
 T = TypeVar("T")
 
 
 class ExtractorCache:
-    """One frozen backbone per (name, weights, device), shared by every model that uses it."""
+    """One frozen backbone per (name, weights, device), shared by every model that uses it.
+
+    A weights file that is missing raises ``WeightsUnavailableError``; one of another
+    architecture ``WeightsFileError`` (one line, naming the backbone it fits).
+    """
 
     def __init__(self, device: str):
         self.device = device
@@ -27,11 +32,11 @@ class ExtractorCache:
         self._lock = threading.Lock()
 
     def __call__(self, config: PatchCoreConfig) -> FeatureExtractor:
-        spec = config.weights_spec()
+        spec = weights_spec(config.weights, seed=config.seed)
         key = (config.backbone, spec.describe(), spec.seed)
         with self._lock:
             if key not in self._extractors:
-                self._extractors[key] = create_extractor(config.backbone, spec).to(self.device)
+                self._extractors[key] = build_extractor(config.backbone, spec).to(self.device)
             return self._extractors[key]
 
 

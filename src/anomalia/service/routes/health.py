@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from anomalia import __version__
+from anomalia.service.products import fit_config
 from anomalia.service.single_model import base_threshold
 
 router = APIRouter()
@@ -40,7 +41,7 @@ async def health(request: Request) -> dict:
         "device": runtime.device,
         **single_model_fields(runtime),
         "model": runtime.settings.patchcore_backbone,
-        "product_embedding": products.fit_config().embedding() if products is not None else None,
+        "product_embedding": fit_config(runtime.settings).embedding() if products is not None else None,
         "version": __version__,
         "uptime_s": runtime.uptime_s,
         "roles_loaded": sorted(rois),

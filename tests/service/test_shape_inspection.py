@@ -1,0 +1,27 @@
+"""The /infer heatmap's absolute colour scale: 0 dark blue, the threshold mid-scale (green), 2× and above red."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from products_support import JET, jet_levels
+
+from anomalia.service.shape_inspection import heatmap_png
+
+@pytest.mark.parametrize("threshold", [0.05, 0.3, 2.0])
+def test_the_threshold_is_mid_scale_and_twice_it_is_the_top(threshold):
+    heat = np.array([[0.0, 0.5, 1.0, 1.5, 2.0, 3.0]], dtype=np.float32) * threshold
+    levels = jet_levels(heatmap_png(np.repeat(heat, 4, axis=0), threshold))
+    assert levels[0].tolist() == [0, 64, 128, 191, 255, 255]
+    blue, green, red = JET[0], JET[128], JET[255]
+    assert blue[0] > 100 and blue[1] == blue[2] == 0  # 0: dark blue (BGR)
+    assert green[1] == 255 and green[0] < 200 and green[2] < 200  # the threshold: green
+    assert red[2] > 100 and red[0] == red[1] == 0  # 2× the threshold and above: red
+
+
+def test_the_same_map_is_drawn_hotter_under_a_lower_threshold():
+    """Absolute, not min–max: a map's colours depend on the threshold, not on its own range."""
+    heat = np.full((8, 8), 0.4, dtype=np.float32)
+    assert (jet_levels(heatmap_png(heat, 0.4)) == 128).all()
+    assert (jet_levels(heatmap_png(heat, 0.2)) == 255).all()
+    assert (jet_levels(heatmap_png(heat, 0.8)) == 64).all()

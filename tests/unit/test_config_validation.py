@@ -1,0 +1,73 @@
+"""PatchCoreConfig: the documented defaults, and validate() refusing each bad field at its exact edge."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from anomalia.core.config import PatchCoreConfig
+
+OK = PatchCoreConfig(weights="random")
+
+
+def test_defaults_are_the_documented_ones():
+    """README "Command line": --img-size 256 --coreset-ratio 0.1 --knn-k 3 --stride 1 --seed 0 --color rgb
+    --knn-index exact; PatchCore's sigma 4; fit's 20 % holdout and p99.5 × 1.1 threshold."""
+    config = PatchCoreConfig()
+    assert (config.backbone, config.weights, config.img_size, config.coreset_ratio, config.knn_k, config.stride,
+            config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 3, 1, 0, "rgb", "exact")
+    assert (config.distance, config.normalize, config.smoothing_sigma, config.map_alignment,
+            config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "max")
+    assert (config.holdout_fraction, config.score_percentile, config.safety_factor) == (0.2, 0.995, 1.1)
+    assert (config.batch_size, config.coreset_chunk_patches) == (8, 16384)
+    assert config.validate() is config
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("color", "blue", "rgb, gray"), ("normalize", "zscore", "imagenet, unit"), ("distance", "manhattan", "l2, cosine"),
+    ("knn_index", "annoy", "exact, hnsw, ivf"), ("score_method", "mean", "max, p99"),
+    ("map_alignment", "centre", "receptive_field, resize"),
+])
+def test_a_choice_outside_the_list_names_the_field_and_the_list(field, value, allowed):
+    with pytest.raises(ValueError) as error:
+        dataclasses.replace(OK, **{field: value}).validate()
+    assert str(error.value) == f"{field} must be one of {allowed}; got {value!r}"
+
+
+def test_an_unknown_backbone_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="resnet19.*dinov2_vits14, resnet18, wide_resnet50_2"):
+        dataclasses.replace(OK, backbone="resnet19").validate()
+
+
+@pytest.mark.parametrize("field", ["img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches"])
+def test_counts_must_be_positive_integers(field):
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError) as error:
+            dataclasses.replace(OK, **{field: bad}).validate()
+        assert str(error.value) == f"{field} must be a positive integer; got {bad!r}"
+    if field != "img_size":
+        assert dataclasses.replace(OK, **{field: 1}).validate()
+
+
+@pytest.mark.parametrize("field, good, bad, says", [
+    ("img_size", [32, 33], [31], "img_size must be at least 32 pixels; got 31"),
+    ("coreset_ratio", [1.0, 1e-6], [0.0, 1.0000001, -0.1], "coreset_ratio must be in (0, 1]"),
+    ("holdout_fraction", [0.0, 0.999], [1.0, -0.01], "holdout_fraction must be in [0, 1)"),
+    ("smoothing_sigma", [0.0, 4.0], [-0.001], "smoothing_sigma must be >= 0"),
+])
+def test_ranges_are_checked_at_their_edges(field, good, bad, says):
+    for value in good:
+        assert dataclasses.replace(OK, **{field: value}).validate()
+    for value in bad:
+        with pytest.raises(ValueError) as error:
+            dataclasses.replace(OK, **{field: value}).validate()
+        assert str(error.value).startswith(says)
+        assert repr(value) in str(error.value) or str(value) in str(error.value)
+
+
+def test_to_dict_round_trips_and_weights_carry_the_seed():
+    config = dataclasses.replace(OK, knn_k=5, seed=7)
+    assert PatchCoreConfig(**config.to_dict()) == config and config.to_dict()["knn_k"] == 5
+    spec = config.weights_spec()
+    assert (spec.kind, spec.seed) == ("random", 7)
