@@ -12,13 +12,15 @@ OK = PatchCoreConfig(weights="random")
 
 
 def test_defaults_are_the_documented_ones():
-    """README "Command line": --img-size 256 --coreset-ratio 0.1 --knn-k 3 --stride 1 --seed 0 --color rgb
-    --knn-index exact; PatchCore's sigma 4; fit's 20 % holdout and p99.5 × 1.1 threshold."""
+    """README "Command line": --img-size 256 --coreset-ratio 0.1 --knn-k 1 --stride 1 --seed 0 --color rgb
+    --knn-index exact --patch-norm none --aggregation 3 --score reweighted --score-k 9 (docs/ACCURACY.md says
+    why); PatchCore's sigma 4; fit's 20 % holdout and p99.5 × 1.1 threshold."""
     config = PatchCoreConfig()
     assert (config.backbone, config.weights, config.img_size, config.coreset_ratio, config.knn_k, config.stride,
-            config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 3, 1, 0, "rgb", "exact")
+            config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 1, 1, 0, "rgb", "exact")
     assert (config.distance, config.normalize, config.smoothing_sigma, config.map_alignment,
-            config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "max")
+            config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "reweighted")
+    assert (config.patch_norm, config.aggregation, config.score_k) == ("none", 3, 9)
     assert (config.holdout_fraction, config.score_percentile, config.safety_factor) == (0.2, 0.995, 1.1)
     assert (config.batch_size, config.coreset_chunk_patches) == (8, 16384)
     assert config.validate() is config
@@ -26,7 +28,7 @@ def test_defaults_are_the_documented_ones():
 
 @pytest.mark.parametrize("field, value, allowed", [
     ("color", "blue", "rgb, gray"), ("normalize", "zscore", "imagenet, unit"), ("distance", "manhattan", "l2, cosine"),
-    ("knn_index", "annoy", "exact, hnsw, ivf"), ("score_method", "mean", "max, p99"),
+    ("knn_index", "annoy", "exact, hnsw, ivf"), ("score_method", "mean", "max, p99, reweighted"), ("patch_norm", "unit", "none, l2"),
     ("map_alignment", "centre", "receptive_field, resize"),
 ])
 def test_a_choice_outside_the_list_names_the_field_and_the_list(field, value, allowed):
@@ -40,7 +42,8 @@ def test_an_unknown_backbone_lists_the_registered_ones():
         dataclasses.replace(OK, backbone="resnet19").validate()
 
 
-@pytest.mark.parametrize("field", ["img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches"])
+@pytest.mark.parametrize("field", ["img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches", "score_k",
+                                   "aggregation"])
 def test_counts_must_be_positive_integers(field):
     for bad in (0, -1, 2.0):
         with pytest.raises(ValueError) as error:

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         results = results_from_json(earlier)
-        context = {key: earlier[key] for key in ("date", "machine", "command", "elapsed_s")}
+        context = {key: earlier[key] for key in ("date", "machine", "command", "elapsed_s") if key in earlier}
     else:
         started = time.perf_counter()
         results = [run_variant(suite, variant, names, log) for variant in variants]
