@@ -251,3 +251,10 @@ def test_any_non_zero_pixel_of_the_binary_mask_is_foreground() -> None:
     ones = np.zeros((20, 20), dtype=np.uint8)
     ones[5:10, 5:10] = 1
     assert [r.bbox for r in find_regions(ones, ones.astype(np.float32), area_min=0)] == [(5, 5, 5, 5)]
+
+
+def test_region_errors_say_exactly_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"^binary must be a non-empty \(H, W\) array, got shape \(0, 4\)$"):
+        find_regions(np.zeros((0, 4), dtype=np.uint8), np.zeros((0, 4)), area_min=0)
+    with pytest.raises(ValueError, match="^thr_norm must be a number or None, got NaN$"):
+        binarize(np.zeros((4, 4), dtype=np.float32), float("nan"))
