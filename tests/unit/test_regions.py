@@ -224,7 +224,9 @@ def test_polygon_points_reach_every_edge_of_a_wide_map_and_are_ints() -> None:
     binary = np.zeros((20, 30), dtype=np.uint8)
     binary[0:10, 0:10] = 255  # touches the left and top edges
     binary[10:20, 20:30] = 255  # touches the right and bottom edges
-    points = [p for r in find_regions(binary, binary.astype(np.float32), area_min=0) for p in r.polygon]
+    regions = find_regions(binary, binary.astype(np.float32), area_min=0)
+    assert sorted(r.bbox for r in regions) == [(0, 0, 10, 10), (20, 10, 10, 10)]
+    points = [p for r in regions for p in r.polygon]
     xs, ys = [x for x, _ in points], [y for _, y in points]
     assert (min(xs), max(xs), min(ys), max(ys)) == (0, 29, 0, 19)
     assert all(type(value) is int for point in points for value in point)
