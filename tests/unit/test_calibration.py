@@ -37,7 +37,9 @@ def test_ok_only_is_the_percentile_times_the_safety_factor():
 def test_p5_ng_at_or_below_p99_ok_cannot_separate_them():
     ok = [0.1, 0.5]
     at = calibrate(ok, [float(np.percentile(ok, 99))] * 3)
-    assert at.overlap is True and "cannot separate" in at.warnings[0]
+    assert at.overlap is True
+    assert at.warnings == ("OK and NG scores overlap: p99(OK)=0.496 >= p5(NG)=0.496; "
+                           "the threshold cannot separate them, review the samples",)
     below = calibrate(ok, [0.3, 0.9])
     assert below.overlap is True and len(below.warnings) == 1 and "p99(OK)" in below.warnings[0]
 
@@ -60,7 +62,7 @@ def test_to_dict_carries_every_statistic():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"ok_scores": []}, "at least one score"),
+    ({"ok_scores": []}, "^ok_scores must hold at least one score$"),
     ({"ok_scores": [0.1, float("nan")]}, "ok_scores must be finite"),
     ({"ok_scores": [0.1], "ng_scores": [float("inf")]}, "ng_scores must be finite"),
     ({"ok_scores": [0.1], "score_percentile": 0.0}, "score_percentile"),

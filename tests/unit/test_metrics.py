@@ -326,3 +326,34 @@ def test_pro_needs_at_least_one_defect_free_pixel_and_one_is_enough() -> None:
 def test_pro_accepts_two_thresholds_the_fewest_it_allows() -> None:
     masks = _two_region_masks()
     assert pro_score(masks, [m.astype(float) for m in masks], num_thresholds=2) == pytest.approx(1.0)
+
+
+def test_error_messages_say_which_input_is_wrong_and_how_to_fix_it() -> None:
+    def message(call, *args, **kwargs) -> str:
+        with pytest.raises(ValueError) as error:
+            call(*args, **kwargs)
+        return str(error.value)
+
+    fix = "must be bool or contain only 0 and 1 (1 = anomalous); convert 0/255 masks with `mask > 127`"
+    assert message(auroc, np.array([0, 2]), np.array([0.1, 0.2])) == f"labels {fix}"
+    assert message(auroc, np.array([0, 1]), np.array(["a", "b"])) == "scores must be numeric, got dtype <U1"
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    mask[0, 0] = 255
+    assert message(pixel_auroc, [mask], [np.zeros((4, 4))]) == f"masks {fix}"
+    good = np.eye(4, dtype=bool)
+    assert message(pixel_auroc, [good], [np.full((4, 4), np.nan)]) == (
+        "anomaly maps contain NaN or infinite values; fix the scoring first")
+    assert message(pixel_auroc, [], []) == "no masks given; pixel metrics need at least one image"
+    assert message(pixel_auroc, [good], [np.zeros((4, 5))]) == (
+        "image 0: mask (4, 4) and map (4, 5) must be the same (H, W) shape; "
+        "resize the anomaly map to the mask size first")
+    assert message(pro_score, [np.zeros((4, 4), bool)], [np.zeros((4, 4))]) == (
+        "PRO needs at least one defect region, but every mask is empty")
+
+
+def test_pro_samples_200_thresholds_by_default() -> None:
+    rng = np.random.default_rng(4)
+    masks = _two_region_masks()
+    maps = [m * 0.3 + rng.random(m.shape) for m in masks]
+    assert pro_score(masks, maps) == pro_score(masks, maps, num_thresholds=200)
+    assert pro_score(masks, maps) != pro_score(masks, maps, num_thresholds=201)

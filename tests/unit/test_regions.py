@@ -224,7 +224,9 @@ def test_polygon_points_reach_every_edge_of_a_wide_map_and_are_ints() -> None:
     binary = np.zeros((20, 30), dtype=np.uint8)
     binary[0:10, 0:10] = 255  # touches the left and top edges
     binary[10:20, 20:30] = 255  # touches the right and bottom edges
-    points = [p for r in find_regions(binary, binary.astype(np.float32), area_min=0) for p in r.polygon]
+    regions = find_regions(binary, binary.astype(np.float32), area_min=0)
+    assert sorted(r.bbox for r in regions) == [(0, 0, 10, 10), (20, 10, 10, 10)]
+    points = [p for r in regions for p in r.polygon]
     xs, ys = [x for x, _ in points], [y for _, y in points]
     assert (min(xs), max(xs), min(ys), max(ys)) == (0, 29, 0, 19)
     assert all(type(value) is int for point in points for value in point)
@@ -251,3 +253,10 @@ def test_any_non_zero_pixel_of_the_binary_mask_is_foreground() -> None:
     ones = np.zeros((20, 20), dtype=np.uint8)
     ones[5:10, 5:10] = 1
     assert [r.bbox for r in find_regions(ones, ones.astype(np.float32), area_min=0)] == [(5, 5, 5, 5)]
+
+
+def test_region_errors_say_exactly_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"^binary must be a non-empty \(H, W\) array, got shape \(0, 4\)$"):
+        find_regions(np.zeros((0, 4), dtype=np.uint8), np.zeros((0, 4)), area_min=0)
+    with pytest.raises(ValueError, match="^thr_norm must be a number or None, got NaN$"):
+        binarize(np.zeros((4, 4), dtype=np.float32), float("nan"))

@@ -65,6 +65,12 @@ def test_combine_roi_rescales_png_mask_nearest_and_ands_border() -> None:
     assert roi_b[16:48, 8:16].all()
 
 
+def test_combine_roi_rescales_by_nearest_neighbour_not_by_blending() -> None:
+    """3 -> 4 pixels: nearest repeats the white one ([T, T, F, F]); blending would give [T, F, F, F]."""
+    roi = combine_roi(1, 4, mask=np.array([[255, 0, 0]], dtype=np.uint8))
+    assert roi is not None and roi.tolist() == [[True, True, False, False]]
+
+
 def test_combine_roi_threshold_is_strictly_above_127() -> None:
     mask = np.array([[127, 128]], dtype=np.uint8)
     roi = combine_roi(1, 2, mask=mask)

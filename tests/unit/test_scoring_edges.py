@@ -46,3 +46,11 @@ def test_a_flat_map_keeps_the_threshold_on_the_right_side():
     norm, hmin, hmax = normalise(heat)
     assert (norm == 0).all() and not np.signbit(norm).any()
     assert threshold_norm(0.5, hmin, hmax) > 1.0 and threshold_norm(0.1, hmin, hmax) < 0.0
+
+
+def test_score_errors_say_exactly_what_is_wrong():
+    heat = np.zeros((4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="^the region of interest covers no pixel of the anomaly map$"):
+        image_score(heat, np.zeros((4, 4), dtype=bool), "max")
+    with pytest.raises(ValueError, match="^score method must be one of max, p99; got 'mean'$"):
+        image_score(heat, None, "mean")
