@@ -14,6 +14,9 @@ NEVER_ANSWERED = {
     "anomalia.cli.CliError": "the command line's own error: one line on stderr, exit code 2",
     "anomalia.service.single_model.MissingModelError": "start-up only: no model at ARTIFACTS_DIR stops the server",
     "anomalia.service.middleware._TooLarge": "BodyLimit's internal signal; BodyLimit answers the 413 itself",
+    "anomalia.accuracy.options.OptionError": "the accuracy runner's command line (make accuracy); no route runs it",
+    "anomalia.accuracy.reference.ReferenceMismatchError": "the accuracy runner's refusal of another suite's "
+                                                          "reference; no route runs it",
 }
 DOCUMENTED = {  # README and docs/BACKEND.md section 6
     "InvalidIdentifier": 400, "ImageDecodeError": 400, "ImageTooLargeError": 413, "WeightsMismatchError": 409,

@@ -122,12 +122,14 @@ def test_ignore_border_pct_lowers_a_border_defects_score(single_model_dir, tmp_p
     assert inner["polygons"] == []
 
 
-def test_pixels_outside_the_roi_count_as_minus_one(single_model_dir, tmp_path, border_defect):
+def test_pixels_outside_the_roi_count_as_minus_one(fitted, tmp_path, border_defect):
     """Seed 000: the score is the maximum of the map with every pixel outside the ROI set to −1.
 
     IGNORE_BORDER_PCT=30 on the 256 grid keeps rows and columns 76..179 (floor(256 × 0.3) = 76 per side).
+    The model scores with the plain maximum, so the served score can be compared with the map exactly.
     """
-    with single_client(single_model_dir, tmp_path, ignore_border_pct=30) as cropped:
+    folder = _rebuilt(fitted, tmp_path / "max-model", score_method="max")
+    with single_client(folder, tmp_path, ignore_border_pct=30) as cropped:
         body = post_image(cropped, border_defect).json()
         heat = cropped.app.state.runtime.single.detector.predict([border_defect])[0].anomaly_map  # no ROI
     outside_at_minus_one = np.full_like(heat, -1.0)
