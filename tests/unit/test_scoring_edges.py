@@ -52,5 +52,5 @@ def test_score_errors_say_exactly_what_is_wrong():
     heat = np.zeros((4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="^the region of interest covers no pixel of the anomaly map$"):
         image_score(heat, np.zeros((4, 4), dtype=bool), "max")
-    with pytest.raises(ValueError, match="^score method must be one of max, p99; got 'mean'$"):
+    with pytest.raises(ValueError, match="^a map's score method must be one of max, p99; got 'mean'$"):
         image_score(heat, None, "mean")
