@@ -30,7 +30,6 @@ same suite hash, weights file, coreset ratio, seed and anomalib version.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -49,14 +48,6 @@ DROPPABLE_PREFIXES = ("fc.", "layer4.")  # torchvision resnet tensors a layer2+l
 
 
 # -- pure helpers ---------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def trunk_state(state: dict, target_keys) -> tuple[dict, list[str]]:
     """The tensors of ``state`` that a trunk with ``target_keys`` holds, and the keys left out.
 
@@ -271,13 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore", FutureWarning)
         import anomalib
         import anomalib.models.image.patchcore.torch_model  # noqa: F401
+    from anomalia.accuracy.weights import file_sha256
     from anomalia.core.features.base import load_state_file
     from anomalia.imagefiles import list_images
 
     args = parse_args(argv)
     names = list_surfaces(args.suite, args.surfaces)
     identity = {"tool": TOOL, "anomalib_version": anomalib.__version__, "suite_hash": suite_hash(args.suite),
-                "weights_file_sha256": sha256_file(args.weights), "coreset_ratio": args.coreset_ratio,
+                "weights_file_sha256": file_sha256(args.weights), "coreset_ratio": args.coreset_ratio,
                 "seed": args.seed}
     state = load_state_file(str(args.weights))
     model, checksum = build_model(state)

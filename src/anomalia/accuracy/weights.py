@@ -7,7 +7,6 @@ the very same file, and each names it by hash so a comparison can prove it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 import torchvision
 
 from anomalia.core.features.base import build_seeded, load_state_file, state_dict_fingerprint
+from anomalia.store.manifest import file_sha256 as model_file_sha256
 
 _HEAD_PREFIXES = ("fc.", "layer4.")  # tensors a layer2 + layer3 trunk never uses
 
@@ -36,12 +36,8 @@ def seeded_weights_file(folder: Path, backbone: str = "resnet18", seed: int = 0)
 
 
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file's bytes (the model store's hash, without its ``sha256:`` tag)."""
+    return model_file_sha256(Path(path)).removeprefix("sha256:")
 
 
 def weights_identity(weights: str) -> dict[str, str]:
