@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -128,14 +128,11 @@ class PatchCore:
                                     chunk_patches=config.coreset_chunk_patches)
         scores: list[float] = []
         try:
-            for batch in self._batches(images):
-                embeddings, distances, nearest = self.patch_distances(batch)
-                for i in range(len(batch)):
-                    heat = self.map_from_distances(distances[i])
-                    scores.append(self.image_score(heat, None, embeddings[i], nearest[i]))
+            for embeddings, predictions in self._scored_batches(images):
+                scores.extend(p.score for p in predictions)
                 builder.add(embeddings)
                 if progress:
-                    progress(len(batch))
+                    progress(len(predictions))
             return scores, builder.finish(), builder.n_seen
         finally:
             builder.close()
@@ -172,15 +169,19 @@ class PatchCore:
     def predict(self, images: Sequence[np.ndarray], *, mask: np.ndarray | None = None) -> list[Prediction]:
         """Score BGR images; ``mask`` (``img_size``² bool) limits where the image score is read."""
         self._check_fitted()
-        results: list[Prediction] = []
-        for batch in self._batches(list(images)):
+        return [p for _, predictions in self._scored_batches(list(images), mask) for p in predictions]
+
+    def _scored_batches(self, images: Sequence[np.ndarray],
+                        mask: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
+        """Per batch: its ``(B, h, w, C)`` embeddings and its predictions."""
+        for batch in self._batches(images):
             embeddings, distances, nearest = self.patch_distances(batch)
+            predictions = []
             for i, image in enumerate(batch):
                 heat = self.map_from_distances(distances[i])
-                score = self.image_score(heat, mask, embeddings[i], nearest[i])
-                results.append(Prediction(score=score, anomaly_map=heat,
-                                          image_size=(image.shape[1], image.shape[0])))
-        return results
+                predictions.append(Prediction(score=self.image_score(heat, mask, embeddings[i], nearest[i]),
+                                              anomaly_map=heat, image_size=(image.shape[1], image.shape[0])))
+            yield embeddings, predictions
 
     def anomaly_maps(self, images: list[np.ndarray]) -> np.ndarray:
         """``(B, img_size, img_size)`` smoothed distance maps for one batch."""
