@@ -144,7 +144,7 @@ def build_model(state: dict):
 def batches(paths: list[Path]):
     """``(B, 3, 256, 256)`` tensors exactly as anomalia's detector builds them, from BGR files."""
     from anomalia.core.image import to_model_input
-    from anomalia.imagefiles import read_image
+    from anomalia.store.image_files import read_image
 
     for start in range(0, len(paths), BATCH_SIZE):
         images = [read_image(path) for path in paths[start:start + BATCH_SIZE]]
@@ -207,7 +207,7 @@ def feature_check(model, state: dict, paths: list[Path]) -> float:
 
 # -- one surface ------------------------------------------------------------------------------
 def read_mask(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
-    """Same rule as ``anomalia.evaluation``: nearest-resized to the map, > 127 is defect."""
+    """Same rule as ``anomalia.usecases.evaluation``: nearest-resized to the map, > 127 is defect."""
     if path is None:
         return np.zeros(shape, dtype=bool)
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -218,8 +218,8 @@ def read_mask(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
 
 def run_surface(folder: Path, state: dict, coreset_ratio: float, seed: int) -> dict:
     from anomalia.core.metrics import auroc, pixel_auroc, pro_score
-    from anomalia.evaluation import collect_samples
-    from anomalia.imagefiles import list_images
+    from anomalia.usecases.evaluation import collect_samples
+    from anomalia.store.image_files import list_images
 
     torch.manual_seed(seed)  # KCenterGreedy's first centre
     np.random.seed(seed)  # its sparse random projection samples through numpy's global state
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         import anomalib.models.image.patchcore.torch_model  # noqa: F401
     from anomalia.accuracy.weights import file_sha256
     from anomalia.core.features.base import load_state_file
-    from anomalia.imagefiles import list_images
+    from anomalia.store.image_files import list_images
 
     args = parse_args(argv)
     names = list_surfaces(args.suite, args.surfaces)

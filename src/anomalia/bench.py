@@ -30,8 +30,8 @@ from anomalia.core.image import decode_image, to_model_input
 from anomalia.core.knn import NearestNeighbours, recall_at_k
 from anomalia.core.memory_bank import patch_embeddings
 from anomalia.core.scoring import normalise
-from anomalia.evaluation import evaluate
-from anomalia.imagefiles import ImageFiles, list_images
+from anomalia.usecases.evaluation import evaluate
+from anomalia.store.image_files import ImageFiles, list_images
 from anomalia.synthetic import good_image, write_mvtec_dataset
 
 PEER = {"fit_100_s": 504.0, "peak_rss_gb": 5.3, "ms_per_image": 103.0}

@@ -1,7 +1,8 @@
 """``anomalia`` command line: fit, predict, evaluate, import-legacy, serve.
 
-Each command is a thin wrapper: parse arguments, call the same functions the
-HTTP API uses, print results. Expected failures are one line on stderr and exit 2.
+Each command is a thin adapter: parse arguments, call the use cases the HTTP API
+uses (``anomalia.usecases``), print results. Expected failures are one line on
+stderr and exit 2. Only ``serve`` imports the HTTP service, to start it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from anomalia import __version__
-from anomalia.core.config import PATCH_NORMS, SCORE_METHODS, PatchCoreConfig
+from anomalia.core.config import COLOR_MODES, DISTANCES, MODES, PATCH_NORMS, SCORE_METHODS, PatchCoreConfig
 from anomalia.core.features import available_backbones
 
 EXIT_USAGE = 2
@@ -39,9 +40,9 @@ def _add_fit(commands) -> None:
                      help="k×k neighbourhood averaged per backbone layer (1 = off)")
     fit.add_argument("--stride", type=int, default=defaults.stride)
     fit.add_argument("--seed", type=int, default=defaults.seed)
-    fit.add_argument("--color", default=defaults.color, choices=("rgb", "gray"))
+    fit.add_argument("--color", default=defaults.color, choices=COLOR_MODES)
     fit.add_argument("--knn-index", default=defaults.knn_index, help="exact | hnsw | ivf")
-    fit.add_argument("--distance", default=defaults.distance, choices=("l2", "cosine"))
+    fit.add_argument("--distance", default=defaults.distance, choices=DISTANCES)
     fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=SCORE_METHODS)
     fit.add_argument("--score-k", type=int, default=defaults.score_k,
                      help="bank neighbours of the reweighted image score (PatchCore eq. 7)")
@@ -56,7 +57,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("images", type=Path, nargs="+")
     predict.add_argument("--json", action="store_true", help="one JSON object per line (the default output)")
     predict.add_argument("--thr", type=float, default=None, help="threshold override")
-    predict.add_argument("--mode", choices=("sensitive", "strict"), default=None)
+    predict.add_argument("--mode", choices=MODES, default=None)
     predict.add_argument("--save-vis", type=Path, default=None, help="write a heatmap overlay PNG per image here")
     predict.set_defaults(handler=cmd_predict)
 
@@ -71,7 +72,8 @@ def _add_evaluate(commands) -> None:
 
 
 def _add_import(commands) -> None:
-    legacy = commands.add_parser("import-legacy", help="convert seed-000 memory_bank_core.npz + config.json")
+    legacy = commands.add_parser("import-legacy", help="convert the original backend's memory_bank_core.npz + "
+                                                       "config.json")
     legacy.add_argument("npz", type=Path)
     legacy.add_argument("config_json", type=Path)
     legacy.add_argument("--out", type=Path, required=True)
@@ -99,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_fit(args) -> int:
     from tqdm import tqdm
 
-    from anomalia.core.detector import PatchCore
-    from anomalia.imagefiles import ImageFiles, list_images
-    from anomalia.store.model_io import save_model
+    from anomalia.usecases.model_folders import good_images, teach
 
     config = PatchCoreConfig(
         backbone=args.backbone, weights=args.weights, img_size=args.img_size, coreset_ratio=args.coreset_ratio,
@@ -109,12 +109,11 @@ def cmd_fit(args) -> int:
         distance=args.distance, score_method=args.score_method, holdout_fraction=args.holdout_fraction,
         batch_size=args.batch_size, patch_norm=args.patch_norm, aggregation=args.aggregation,
         score_k=args.score_k).validate()
-    images = ImageFiles(list_images(args.good_dir))
+    images = good_images(args.good_dir)
     _warn_weights(config)
     with tqdm(total=len(images), desc="fit", unit="img", file=sys.stderr) as bar:
         with _chatter_to_stderr():
-            detector = PatchCore(config).fit(images, progress=bar.update)
-    manifest = save_model(detector, args.out, extra={"n_images": len(images)})
+            manifest = teach(config, images, args.out, progress=bar.update)
     print(json.dumps({key: manifest[key] for key in (
         "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold", "embedding")}))
     return 0
@@ -133,15 +132,14 @@ def _warn_weights(config: PatchCoreConfig) -> None:
 
 def cmd_predict(args) -> int:
     from anomalia.core.scoring import effective_threshold
-    from anomalia.imagefiles import read_image
-    from anomalia.service.inspection import inspect, visuals
-    from anomalia.store.model_io import load_model
+    from anomalia.store.image_files import read_image
+    from anomalia.usecases.inspection import inspect, model_threshold, visuals
+    from anomalia.usecases.model_folders import open_model
     from anomalia.viz.overlays import encode_png
 
     with _chatter_to_stderr():
-        loaded = load_model(args.model_dir)
-    base = loaded.detector.threshold_ if loaded.detector.threshold_ is not None else 0.35
-    threshold = effective_threshold(base, args.mode, args.thr)
+        loaded = open_model(args.model_dir)
+    threshold = effective_threshold(model_threshold(loaded.detector), args.mode, args.thr)
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
@@ -168,13 +166,13 @@ def _overlay_path(folder: Path, image: Path, written: set[Path]) -> Path:
 
 
 def cmd_evaluate(args) -> int:
-    from anomalia.evaluation import evaluate
-    from anomalia.store.model_io import load_model
+    from anomalia.usecases.evaluation import evaluate
+    from anomalia.usecases.model_folders import open_model
     from anomalia.viz.overlays import encode_png
     from anomalia.viz.plots import roc_plot
 
     with _chatter_to_stderr():
-        loaded = load_model(args.model_dir)
+        loaded = open_model(args.model_dir)
     result, curves = evaluate(loaded.detector, args.dataset_dir)
     if args.plot:
         labelled = {"image": (*curves["image"][:2], result.image_auroc)}

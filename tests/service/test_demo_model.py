@@ -7,7 +7,7 @@ import pytest
 from structlog.testing import capture_logs
 from single_support import post_image, single_client
 
-from anomalia.service import demo
+from anomalia.usecases import demo
 from anomalia.service.settings import load_settings
 
 
@@ -17,7 +17,8 @@ def test_offline_demo_falls_back_to_random_weights_and_says_so(tmp_path):
     settings = load_settings(artifacts_dir=tmp_path / "models" / "patchcore", static_dir=tmp_path / "static",
                              anomalia_weights="imagenet", img_size=128)
     with capture_logs() as lines:
-        manifest = demo.build_demo_model(settings)
+        manifest = demo.build_demo_model(settings.artifacts_dir, settings.static_dir, weights="imagenet",
+                                         img_size=128)
     warning = next(line for line in lines if line["event"] == "DEMO MODEL USES RANDOM WEIGHTS")
     assert warning["log_level"] == "warning" and "torch cache" in warning["reason"]
     assert any(line["event"] == "DEMO MODEL" and "DEMO" in line["message"] for line in lines)

@@ -12,7 +12,7 @@ from anomalia.service.errors import STATUS_OF_DOMAIN_ERRORS, ServiceError, statu
 
 NEVER_ANSWERED = {
     "anomalia.cli.CliError": "the command line's own error: one line on stderr, exit code 2",
-    "anomalia.service.single_model.MissingModelError": "start-up only: no model at ARTIFACTS_DIR stops the server",
+    "anomalia.usecases.artifact_model.MissingModelError": "start-up only: no model at ARTIFACTS_DIR stops the server",
     "anomalia.service.middleware._TooLarge": "BodyLimit's internal signal; BodyLimit answers the 413 itself",
     "anomalia.accuracy.options.OptionError": "the accuracy runner's command line (make accuracy); no route runs it",
     "anomalia.accuracy.reference.ReferenceMismatchError": "the accuracy runner's refusal of another suite's "
@@ -21,6 +21,8 @@ NEVER_ANSWERED = {
 DOCUMENTED = {  # README and docs/BACKEND.md section 6
     "InvalidIdentifier": 400, "ImageDecodeError": 400, "ImageTooLargeError": 413, "WeightsMismatchError": 409,
     "ModelFormatError": 500, "WeightsUnavailableError": 503, "WeightsFileError": 503, "NotFittedError": 503,
+    "InvalidRequest": 400, "ModelNotFound": 404, "Conflict": 409, "NotCalibrated": 428, "ModelUnloadable": 500,
+    "ModelUnavailable": 503,
 }
 
 

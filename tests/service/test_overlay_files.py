@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from anomalia.service.overlay_files import OverlayFolder, safe_stem
+from anomalia.store.overlay_files import OverlayFolder, safe_stem
 from anomalia.service.settings import load_settings
 from anomalia.viz.overlays import Visuals
 
@@ -29,7 +29,7 @@ def _visuals() -> Visuals:
 
 def _folder(tmp_path, retention: str) -> OverlayFolder:
     settings = load_settings(static_dir=tmp_path / "static", overlay_retention=retention)
-    return OverlayFolder.from_settings(settings).prepare()
+    return settings.overlay_folder().prepare()
 
 
 def test_save_writes_three_files_and_returns_the_overlay_url(tmp_path):
@@ -83,5 +83,5 @@ def test_pruning_also_runs_at_start_up(tmp_path):
 
 def test_a_nested_overlays_subdir_gets_its_url(tmp_path):
     settings = load_settings(static_dir=tmp_path / "static", overlays_subdir="out/vis")
-    folder = OverlayFolder.from_settings(settings).prepare()
+    folder = settings.overlay_folder().prepare()
     assert folder.save("x.png", _visuals()).startswith("/static/out/vis/x_")

@@ -90,7 +90,7 @@ def test_a_held_reservation_gives_409_without_touching_the_disk(settings):
 
 
 def test_a_fit_failing_half_way_leaves_the_previous_version_serving(settings, monkeypatch):
-    import anomalia.service.products as products_module
+    import anomalia.usecases.products as products_module
 
     real_write = products_module.write_model_files
 

@@ -319,7 +319,7 @@ def test_ok_scores_are_on_the_scale_of_infers_score(client):
     assert scores == pytest.approx(fitted["ok_scores"], rel=1e-5)
 
 
-@pytest.mark.parametrize("module", ["service/products.py", "service/shape_inspection.py", "store/model_store.py",
+@pytest.mark.parametrize("module", ["usecases/products.py", "usecases/shapes.py", "store/model_store.py",
                                     "store/datasets.py"])
 def test_use_cases_and_store_import_no_web_framework(module):
     import ast

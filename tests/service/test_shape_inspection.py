@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from products_support import JET, jet_levels
 
-from anomalia.service.shape_inspection import heatmap_png
+from anomalia.usecases.shapes import heatmap_png
 
 @pytest.mark.parametrize("threshold", [0.05, 0.3, 2.0])
 def test_the_threshold_is_mid_scale_and_twice_it_is_the_top(threshold):

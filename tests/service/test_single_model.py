@@ -11,7 +11,7 @@ import pytest
 from single_support import post_image, single_client
 
 from anomalia.core.detector import PatchCore
-from anomalia.service.single_model import MissingModelError
+from anomalia.usecases.artifact_model import MissingModelError
 from anomalia.store.legacy import legacy_config
 from anomalia.store.model_io import save_model
 from anomalia.synthetic import defect_image, good_image
@@ -75,7 +75,7 @@ def test_knn_k_and_patch_stride_apply_at_query_time(single_model_dir, tmp_path):
         score_k3 = post_image(default, image).json()["score"]
     with single_client(single_model_dir, tmp_path / "b", knn_k=1, patch_stride=2) as tuned:
         health = tuned.get("/health").json()
-        config = tuned.app.state.runtime.single.detector.config
+        config = tuned.app.state.runtime.artifact.loaded.detector.config
         score_k1 = post_image(tuned, image).json()["score"]
     assert health["knn_k"] == 1 and (config.knn_k, config.stride) == (1, 2)
     assert score_k1 < score_k3  # the nearest neighbour is never farther than the mean of three
@@ -131,7 +131,7 @@ def test_pixels_outside_the_roi_count_as_minus_one(fitted, tmp_path, border_defe
     folder = _rebuilt(fitted, tmp_path / "max-model", score_method="max")
     with single_client(folder, tmp_path, ignore_border_pct=30) as cropped:
         body = post_image(cropped, border_defect).json()
-        heat = cropped.app.state.runtime.single.detector.predict([border_defect])[0].anomaly_map  # no ROI
+        heat = cropped.app.state.runtime.artifact.loaded.detector.predict([border_defect])[0].anomaly_map  # no ROI
     outside_at_minus_one = np.full_like(heat, -1.0)
     outside_at_minus_one[76:180, 76:180] = heat[76:180, 76:180]
     assert body["score"] == pytest.approx(float(outside_at_minus_one.max()), rel=1e-6)
@@ -162,7 +162,7 @@ def test_roi_png_limits_the_score_and_is_rescaled(single_model_dir, tmp_path, bo
     with single_client(single_model_dir, tmp_path / "b", roi_path=tmp_path / "roi.png") as masked:
         assert masked.get("/health").json()["roi_path"] == str(tmp_path / "roi.png")
         (inner,) = _scores(masked, border_defect)
-        runtime_roi = masked.app.state.runtime.single_roi
+        runtime_roi = masked.app.state.runtime.artifact.roi
     assert runtime_roi.shape == (256, 256) and not runtime_roi[:, :89].any() and runtime_roi[:, 90:].all()
     assert inner["score"] < full["score"] - 0.05 and inner["is_anomaly"] is False
 
@@ -172,7 +172,7 @@ def test_an_all_black_roi_is_ignored_as_in_the_seed(single_model_dir, tmp_path, 
     with single_client(single_model_dir, tmp_path / "a") as plain:
         (full,) = _scores(plain, border_defect)
     with single_client(single_model_dir, tmp_path / "b", roi_path=tmp_path / "black.png") as masked:
-        assert masked.app.state.runtime.single_roi is None
+        assert masked.app.state.runtime.artifact.roi is None
         (same,) = _scores(masked, border_defect)
     assert same["score"] == pytest.approx(full["score"])
 

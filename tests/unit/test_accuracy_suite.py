@@ -32,7 +32,7 @@ from anomalia.accuracy.suite import (
 from anomalia.accuracy.surfaces import FAMILIES, SURFACE_NAMES, SURFACES, get_surface
 from anomalia.accuracy.weights import file_sha256
 from anomalia.core.features.base import build_seeded, state_dict_fingerprint
-from anomalia.evaluation import collect_samples
+from anomalia.usecases.evaluation import collect_samples
 
 TINY = SuiteSpec(surfaces=("tiles", "leather"), size=64, n_train=3, n_test_good=2, n_defect=5, seed=3)
 PACKAGE = Path(accuracy_cli.__file__).parent

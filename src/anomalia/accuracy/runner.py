@@ -1,6 +1,6 @@
 """Fitting and scoring one set of model options on every surface of a built suite.
 
-Per surface: fit `PatchCore` on train/good, then `anomalia.evaluation.evaluate` on test/
+Per surface: fit `PatchCore` on train/good, then `anomalia.usecases.evaluation.evaluate` on test/
 (image AUROC, pixel AUROC, PRO). One feature extractor is built per variant and shared by
 its surfaces, so fit times measure fitting, not loading the backbone.
 """
@@ -23,8 +23,8 @@ from anomalia.accuracy.weights import weights_identity
 from anomalia.core.config import PatchCoreConfig
 from anomalia.core.detector import PatchCore
 from anomalia.core.features import FeatureExtractor
-from anomalia.evaluation import evaluate
-from anomalia.imagefiles import ImageFiles, list_images
+from anomalia.usecases.evaluation import evaluate
+from anomalia.store.image_files import ImageFiles, list_images
 
 SCORES: tuple[str, ...] = ("image_auroc", "pixel_auroc", "pro", "fit_s")
 Log = Callable[[str], None]

@@ -7,15 +7,26 @@ allowed values are looked up when ``validate`` runs.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from anomalia.core.features import WeightsSpec
 
+# The allowed values of each choice: validation, the CLI's choices, the settings and the page read these.
+COLOR_MODES = ("rgb", "gray")
+NORMALISATIONS = ("imagenet", "unit")
+DISTANCES = ("l2", "cosine")
 MAP_ALIGNMENTS = ("receptive_field", "resize")
 PATCH_NORMS = ("none", "l2")
 SCORE_METHODS = ("max", "p99", "reweighted")
 DEFAULT_CHUNK_PATCHES = 16384
+
+Mode = Literal["sensitive", "strict"]
+MODES: tuple[str, ...] = get_args(Mode)
+MODE_FACTORS = {"sensitive": 0.8, "strict": 1.2}
+"""Seed 000 section 8: how each inspection mode scales the threshold."""
+DEFAULT_THRESHOLD = 0.35
+"""Seed 000 section 4: the threshold of a model that records none, when ``THRESHOLD`` is unset."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,7 @@ class PatchCoreConfig:
     def validate(self) -> "PatchCoreConfig":
         """Raise ``ValueError`` naming the first bad field and what it accepts."""
         from anomalia.core.features import check_backbone
-        from anomalia.core.image import COLOR_MODES, NORMALISATIONS
-        from anomalia.core.knn import DISTANCES, available_indexes
+        from anomalia.core.knn import available_indexes
 
         check_backbone(self.backbone)
         choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,

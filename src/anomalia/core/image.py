@@ -8,8 +8,6 @@ import torch
 
 from anomalia.core.image_header import declared_size
 
-COLOR_MODES = ("rgb", "gray")
-NORMALISATIONS = ("imagenet", "unit")
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 

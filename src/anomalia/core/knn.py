@@ -7,7 +7,8 @@ from typing import Any, Callable
 import faiss
 import numpy as np
 
-DISTANCES = ("l2", "cosine")
+from anomalia.core.config import DISTANCES
+
 KnnFactory = Callable[[int, int], Any]  # a faiss index; its SWIG classes carry no useful static types
 _INDEXES: dict[str, KnnFactory] = {}
 

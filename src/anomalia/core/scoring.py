@@ -5,11 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from anomalia.core.config import DEFAULT_THRESHOLD, MODE_FACTORS, MODES, Mode
 from anomalia.core.knn import NearestNeighbours
 
+__all__ = ["DEFAULT_THRESHOLD", "MODE_FACTORS", "MODES", "Mode", "anomaly_map", "density_weight",
+           "effective_threshold", "image_score", "normalise", "threshold_norm"]
+
 MAP_SCORES = ("max", "p99")
-MODES = ("sensitive", "strict")
-MODE_FACTORS = {"sensitive": 0.8, "strict": 1.2}
 
 
 def anomaly_map(patch_scores: np.ndarray, size: int, sigma: float, *,
@@ -79,7 +81,7 @@ def threshold_norm(threshold: float, hmin: float, hmax: float) -> float:
     return (threshold - hmin) / (hmax - hmin + 1e-8)
 
 
-def effective_threshold(base: float, mode: str | None = None, thr: float | None = None) -> float:
+def effective_threshold(base: float, mode: Mode | str | None = None, thr: float | None = None) -> float:
     """Seed 000 section 8: ``sensitive`` ×0.8, ``strict`` ×1.2, an explicit ``thr`` overrides both."""
     if mode is not None and mode not in MODE_FACTORS:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")

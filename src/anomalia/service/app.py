@@ -13,13 +13,13 @@ from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.middleware import BodyLimit, request_context
-from anomalia.service.products import Products, check_weights_setting
 from anomalia.service.routes import health, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import teach
 from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings, load_settings
-from anomalia.service.single_model import start_single
+from anomalia.usecases.artifact_model import ArtifactModel
+from anomalia.usecases.products import ProductModels, check_weights_setting
 
 log = structlog.get_logger("anomalia.app")
 
@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(title="anomalia", version=__version__, lifespan=lifespan,
-                  description="PatchCore visual inspection: seed-000 /predict and seed-004 /fit_ok, "
-                              "/calibrate_ng, /infer.")
+                  description="PatchCore visual inspection: /predict with the model in ARTIFACTS_DIR, and "
+                              "product models per role/roi: /fit_ok, /calibrate_ng, /infer.")
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
@@ -60,6 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def startup(runtime: Runtime) -> None:
     """Load every model once; a broken configuration stops start-up with its reason."""
     log.info("startup", version=__version__, device=runtime.device)
-    start_single(runtime)  # seed 000: a missing memory bank stops start-up (`anomalia serve --demo` builds one)
-    await runtime.fit(check_weights_setting, runtime.settings, runtime.extractors)  # a wrong file stops start-up
-    runtime.products = await runtime.fit(Products.open, runtime.settings, runtime.extractors)  # seed 004
+    settings = runtime.settings
+    settings.static_dir.mkdir(parents=True, exist_ok=True)
+    overlays = settings.overlay_folder() if settings.save_vis else None
+    try:  # a missing memory bank stops start-up (`anomalia serve --demo` builds one)
+        runtime.artifact = ArtifactModel.load(settings.artifact_options(), runtime.extractors, overlays)
+    except Exception as error:
+        log.error("artifact_model_failed", error=str(error), artifacts_dir=str(settings.artifacts_dir))
+        raise
+    products = settings.product_options()
+    await runtime.fit(check_weights_setting, products, runtime.extractors)  # a wrong file stops start-up
+    runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors)

@@ -1,4 +1,4 @@
-"""Domain exceptions → HTTP status codes, in one place."""
+"""Domain exceptions → HTTP status codes, in one place (the most specific class in the MRO wins)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,22 @@ from fastapi.responses import JSONResponse
 from anomalia.core.detector import NotFittedError, WeightsMismatchError
 from anomalia.core.features.base import WeightsUnavailableError
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError
-from anomalia.service.weights import WeightsFileError
 from anomalia.store.manifest import ModelFormatError
 from anomalia.store.model_store import InvalidIdentifier
+from anomalia.usecases.backbones import WeightsFileError
+from anomalia.usecases.errors import (
+    Conflict,
+    InvalidRequest,
+    ModelNotFound,
+    ModelUnavailable,
+    ModelUnloadable,
+    NotCalibrated,
+    UseCaseError,
+)
 
 
 class ServiceError(Exception):
-    """An expected failure with its HTTP status; ``detail`` is shown to the client."""
+    """A failure of the HTTP exchange itself (a missing multipart part, an upload over a limit)."""
 
     status_code = 400
 
@@ -25,29 +34,24 @@ class ServiceError(Exception):
             self.status_code = status_code
 
 
-class NotFound(ServiceError):
-    status_code = 404
-
-
-class Conflict(ServiceError):
-    status_code = 409
-
-
-class PreconditionRequired(ServiceError):
-    status_code = 428
-
-
 STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
+    UseCaseError: 400,  # any other expected failure of a request
+    InvalidRequest: 400,
     InvalidIdentifier: 400,
     ImageDecodeError: 400,
-    ImageTooLargeError: 413,
+    ModelNotFound: 404,
+    Conflict: 409,
     WeightsMismatchError: 409,
+    ImageTooLargeError: 413,
+    NotCalibrated: 428,
+    ModelUnloadable: 500,
     ModelFormatError: 500,
+    ModelUnavailable: 503,
     WeightsUnavailableError: 503,
     WeightsFileError: 503,
     NotFittedError: 503,
 }
-"""Every domain error that can leave a use case, and its HTTP status (the most specific class wins)."""
+"""Every domain error that can leave a use case, and its HTTP status."""
 
 
 def status_of(error: Exception) -> int:
@@ -58,7 +62,8 @@ def status_of(error: Exception) -> int:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+    async def service_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ServiceError)
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     async def domain_error(request: Request, error: Exception) -> JSONResponse:

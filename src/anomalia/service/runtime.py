@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -10,39 +9,17 @@ from typing import Any, Callable, TypeVar
 import anyio
 import torch
 
-from anomalia.core.detector import PatchCoreConfig
-from anomalia.core.features import FeatureExtractor
 from anomalia.service.settings import Settings
-from anomalia.service.weights import build_extractor, weights_spec
-from anomalia.store.model_io import LoadedModel
+from anomalia.usecases.artifact_model import ArtifactModel
+from anomalia.usecases.backbones import ExtractorCache
+from anomalia.usecases.products import ProductModels
 
 T = TypeVar("T")
 
 
-class ExtractorCache:
-    """One frozen backbone per (name, weights, device), shared by every model that uses it.
-
-    A weights file that is missing raises ``WeightsUnavailableError``; one of another
-    architecture ``WeightsFileError`` (one line, naming the backbone it fits).
-    """
-
-    def __init__(self, device: str):
-        self.device = device
-        self._extractors: dict[tuple[str, str, int], FeatureExtractor] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, config: PatchCoreConfig) -> FeatureExtractor:
-        spec = weights_spec(config.weights, seed=config.seed)
-        key = (config.backbone, spec.describe(), spec.seed)
-        with self._lock:
-            if key not in self._extractors:
-                self._extractors[key] = build_extractor(config.backbone, spec).to(self.device)
-            return self._extractors[key]
-
-
 @dataclass
 class Runtime:
-    """State built in the app's lifespan; routes reach it as ``request.app.state.runtime``.
+    """State built in the app's lifespan; routes get it through ``dependencies.RuntimeDep``.
 
     CPU-heavy work runs in worker threads behind two limiters, so the event loop
     keeps answering (``/health`` during a fit) and inspections are not queued
@@ -52,10 +29,8 @@ class Runtime:
     settings: Settings
     extractors: ExtractorCache
     started_at: float = field(default_factory=time.monotonic)
-    single: LoadedModel | None = None
-    single_roi: Any = None  # seed-000 ROI, bool (img_size, img_size) or None; built once at start-up
-    overlays: Any = None  # seed-000 OverlayFolder when SAVE_VIS is on
-    products: Any = None
+    artifact: ArtifactModel | None = None
+    products: ProductModels | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 

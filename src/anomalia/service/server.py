@@ -6,10 +6,10 @@ import structlog
 import uvicorn
 
 from anomalia.service.app import create_app
-from anomalia.service.demo import build_demo_model
 from anomalia.service.logging import configure_logging
 from anomalia.service.settings import load_settings
-from anomalia.service.single_model import model_kind
+from anomalia.usecases.artifact_model import model_kind
+from anomalia.usecases.demo import build_demo_model
 
 log = structlog.get_logger("anomalia.server")
 
@@ -25,7 +25,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
     if demo and model_kind(settings.artifacts_dir) is None:
-        build_demo_model(settings)
+        build_demo_model(settings.artifacts_dir, settings.static_dir, weights=settings.anomalia_weights,
+                         img_size=settings.img_size, config_overrides=settings.query_overrides())
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
                                            log_level=settings.log_level.lower(), timeout_graceful_shutdown=10))

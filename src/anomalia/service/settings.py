@@ -15,7 +15,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from anomalia.core.features import available_backbones
-from anomalia.core.knn import DISTANCES
+from anomalia.core.config import DISTANCES
+from anomalia.store.overlay_files import OverlayFolder
+from anomalia.usecases.artifact_model import ArtifactOptions
+from anomalia.usecases.products import ProductOptions
 
 _RETENTION = re.compile(r"^(\d+)([smhd]?)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -27,7 +30,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
                                       validate_default=True)
 
-    # seed 000, section 4
+    # the artifact model and /predict (seed 000, section 4)
     artifacts_dir: Path = Path("models/patchcore")
     static_dir: Path = Path("static")
     overlays_subdir: str = "overlays"
@@ -45,7 +48,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     overlay_retention: str = "1000"
-    # seed 004, section 6
+    # product models: /fit_ok, /calibrate_ng, /infer (seed 004, section 6)
     backend_data_root: Path = Path("data")
     backend_device: str = "cpu"
     patchcore_coreset_ratio: float = Field(default=0.1, gt=0, le=1)
@@ -114,6 +117,30 @@ class Settings(BaseSettings):
         chosen = self.model_fields_set
         names = {"knn_k": "knn_k", "patch_stride": "stride"}
         return {field: getattr(self, name) for name, field in names.items() if name in chosen}
+
+    def _if_set(self, name: str) -> Any:
+        return getattr(self, name) if name in self.model_fields_set else None
+
+    def artifact_options(self) -> ArtifactOptions:
+        """The artifact model's options; a query knob left unset keeps the model's own value."""
+        return ArtifactOptions(artifacts_dir=self.artifacts_dir, weights=self.anomalia_weights,
+                               threshold=self.threshold, img_size=self._if_set("img_size"),
+                               knn_k=self._if_set("knn_k"), stride=self._if_set("patch_stride"),
+                               area_min=self.area_min, ignore_border_pct=self.ignore_border_pct,
+                               roi_path=self.roi_path, max_image_pixels=self.max_image_pixels)
+
+    def product_options(self) -> ProductOptions:
+        """How product models are built; ``KNN_K`` only when set (else the core's default embedding)."""
+        return ProductOptions(data_root=self.backend_data_root, backbone=self.patchcore_backbone,
+                              weights=self.anomalia_weights, coreset_ratio=self.patchcore_coreset_ratio,
+                              distance=self.patchcore_distance, batch_size=self.patchcore_batch_size,
+                              knn_k=self._if_set("knn_k"), safety_factor=self.calibration_safety_factor,
+                              mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels)
+
+    def overlay_folder(self) -> OverlayFolder:
+        """``STATIC_DIR/OVERLAYS_SUBDIR`` with the ``OVERLAY_RETENTION`` rule."""
+        max_files, max_age_s = self.retention()
+        return OverlayFolder.inside(self.static_dir, self.overlays_subdir, max_files=max_files, max_age_s=max_age_s)
 
     @property
     def max_upload_bytes(self) -> int:

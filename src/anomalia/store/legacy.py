@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
+from anomalia.core.scoring import DEFAULT_THRESHOLD
 from anomalia.store.manifest import ModelFormatError, new_model_version
 from anomalia.store.model_io import ExtractorProvider, LoadedModel, default_extractor_provider, save_model
 
 LEGACY_BANK = "memory_bank_core.npz"
 LEGACY_CONFIG = "config.json"
 _BANK_KEYS = ("memory_bank", "memory_bank_core", "bank", "embeddings", "features", "memory", "arr_0")
-DEFAULT_LEGACY_THRESHOLD = 0.35
 
 
 def _npz(loaded, path: Path):
@@ -74,7 +74,7 @@ def load_legacy(npz_path: Path, config_path: Path, *, weights: str = "imagenet",
     if bank.shape[1] != extractor.info.channels:
         raise ModelFormatError(f"legacy bank vectors have {bank.shape[1]} dims; resnet18 layer2+3 gives "
                                f"{extractor.info.channels}")
-    threshold = float(settings.get("threshold", DEFAULT_LEGACY_THRESHOLD))
+    threshold = float(settings.get("threshold", DEFAULT_THRESHOLD))
     detector = PatchCore.from_bank(config, bank, weights_fingerprint=extractor.fingerprint,
                                    extractor=extractor, threshold=threshold)
     manifest = {"model_version": str(settings.get("model_version", "legacy")),

@@ -1,25 +1,32 @@
-"""``GET /health``: seed 000's fields, seed 004's fields and what an auditor needs, in one answer."""
+"""``GET /health``: the artifact model, the product models and what an auditor needs, in one answer."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter
 
 from anomalia import __version__
-from anomalia.service.products import fit_config
-from anomalia.service.single_model import base_threshold
+from anomalia.core.scoring import MODE_FACTORS
+from anomalia.service.dependencies import RuntimeDep
+from anomalia.service.runtime import Runtime
+from anomalia.usecases.artifact_model import base_threshold
+from anomalia.usecases.products import fit_config
 
 router = APIRouter()
 
 
-def single_model_fields(runtime) -> dict:
-    settings, loaded = runtime.settings, runtime.single
+def artifact_model_fields(runtime: Runtime) -> dict[str, Any]:
+    """The original backend's ``/health`` fields, about the model in ``ARTIFACTS_DIR``."""
+    settings, model = runtime.settings, runtime.artifact
+    loaded = model.loaded if model else None
     manifest = loaded.manifest if loaded else {}
     detector = loaded.detector if loaded else None
-    threshold = base_threshold(settings, loaded)
     return {
         "img_size": detector.config.img_size if detector else settings.img_size,
         "knn_k": detector.config.knn_k if detector else settings.knn_k,
-        "threshold": threshold,
+        "threshold": base_threshold(settings.artifact_options(), loaded),
+        "mode_factors": MODE_FACTORS,
         "ignore_border_pct": settings.ignore_border_pct,
         "roi_path": str(settings.roi_path) if settings.roi_path else None,
         "model_version": manifest.get("model_version"),
@@ -32,16 +39,15 @@ def single_model_fields(runtime) -> dict:
 
 
 @router.get("/health")
-async def health(request: Request) -> dict:
-    runtime = request.app.state.runtime
+async def health(runtime: RuntimeDep) -> dict:
     products = runtime.products
     rois = products.rois() if products is not None else {}
     return {
         "status": "ok",
         "device": runtime.device,
-        **single_model_fields(runtime),
+        **artifact_model_fields(runtime),
         "model": runtime.settings.patchcore_backbone,
-        "product_embedding": fit_config(runtime.settings).embedding() if products is not None else None,
+        "product_embedding": fit_config(products.options).embedding() if products is not None else None,
         "version": __version__,
         "uptime_s": runtime.uptime_s,
         "roles_loaded": sorted(rois),

@@ -1,16 +1,16 @@
-"""``POST /predict``: seed 000 section 10.3, with its response model."""
+"""``POST /predict``: inspect one image with the artifact model (seed 000 section 10.3)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
-
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from anomalia.service.single_predict import predict_upload
+from anomalia.core.scoring import Mode
+from anomalia.service.dependencies import RuntimeDep
+from anomalia.usecases.artifact_model import predict_with
 
-router = APIRouter(tags=["seed 000"])
+router = APIRouter(tags=["inspect with the ARTIFACTS_DIR model"])
 
 
 class PredictResponse(BaseModel):
@@ -34,15 +34,14 @@ class ErrorResponse(BaseModel):
     413: {"model": ErrorResponse, "description": "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS."},
 })
 async def predict(
-    request: Request,
+    runtime: RuntimeDep,
     file: UploadFile = File(description="The image (PNG, JPEG, BMP, …); validated by decoding it."),
     thr: float | None = Query(None, ge=0, allow_inf_nan=False,
                               description="Manual threshold (a number ≥ 0); overrides THRESHOLD and `mode`."),
-    mode: Literal["sensitive", "strict"] | None = Query(
+    mode: Mode | None = Query(
         None, description="`sensitive` lowers the threshold 20 %, `strict` raises it 20 %."),
 ) -> PredictResponse:
     """Score one image against the ARTIFACTS_DIR model; scoring runs in a worker thread."""
-    runtime = request.app.state.runtime
     data = await file.read()
-    result = await runtime.infer(predict_upload, runtime, data, file.filename, mode, thr)
+    result = await runtime.infer(predict_with, runtime.artifact, data, file.filename, mode, thr)
     return PredictResponse(**asdict(result))

@@ -1,4 +1,4 @@
-"""Where seed 000's visual outputs go: ``STATIC_DIR/OVERLAYS_SUBDIR``, served at ``/static/<subdir>/``.
+"""Where ``/predict``'s visual outputs go: ``STATIC_DIR/OVERLAYS_SUBDIR``, served at ``/static/<subdir>/``.
 
 Names are made here, never taken from the client: a sanitised base name plus a random
 suffix, so two uploads called ``pieza.png`` never overwrite each other and ``../../x``
@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import structlog
 
-from anomalia.service.settings import Settings
 from anomalia.viz.overlays import Visuals, encode_png
 
 log = structlog.get_logger("anomalia.overlays")
@@ -50,14 +49,14 @@ class OverlayFolder:
     _prune_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "OverlayFolder":
+    def inside(cls, static_dir: Path, subdir: str, *, max_files: int | None = None,
+               max_age_s: float | None = None) -> "OverlayFolder":
         """Refuse an ``OVERLAYS_SUBDIR`` outside ``STATIC_DIR``: its files must be served from ``/static``."""
-        static = settings.static_dir.resolve()
-        folder = (static / settings.overlays_subdir).resolve()
+        static = Path(static_dir).resolve()
+        folder = (static / subdir).resolve()
         if folder == static or not folder.is_relative_to(static):
-            raise ValueError(f"OVERLAYS_SUBDIR must name a folder inside STATIC_DIR ({settings.static_dir}); "
-                             f"got {settings.overlays_subdir!r}")
-        max_files, max_age_s = settings.retention()
+            raise ValueError(f"OVERLAYS_SUBDIR must name a folder inside STATIC_DIR ({static_dir}); "
+                             f"got {subdir!r}")
         prefix = "/static/" + quote(folder.relative_to(static).as_posix())
         return cls(folder=folder, url_prefix=prefix, max_files=max_files, max_age_s=max_age_s)
 

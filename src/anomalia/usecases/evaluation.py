@@ -10,7 +10,7 @@ import numpy as np
 
 from anomalia.core.detector import PatchCore
 from anomalia.core.metrics import EvaluationResult, auroc, pixel_auroc, pro_score, roc_curve
-from anomalia.imagefiles import list_images, read_image
+from anomalia.store.image_files import list_images, read_image
 
 
 @dataclass(frozen=True)

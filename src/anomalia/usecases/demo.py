@@ -1,6 +1,6 @@
 """The embedded default: a small demo model (and sample images) when ``ARTIFACTS_DIR`` is empty.
 
-Lets ``make run`` work on a fresh machine: it fits seed 000's resnet18 PatchCore on the
+Lets ``make run`` work on a fresh machine: it fits a resnet18 PatchCore (the original backend's) on the
 project's own synthetic good images. Pretrained weights are used when available; offline,
 the model falls back to seeded random weights and says so loudly.
 """
@@ -8,13 +8,13 @@ the model falls back to seeded random weights and says so loudly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import structlog
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
 from anomalia.core.features import FeatureExtractor, WeightsUnavailableError, create_extractor
-from anomalia.service.settings import Settings
 from anomalia.store.model_io import save_model
 from anomalia.synthetic import DEFECT_KINDS, defect_image, good_image
 
@@ -38,19 +38,23 @@ def demo_extractor(weights: str) -> tuple[str, FeatureExtractor]:
         return "random", create_extractor(DEMO_BACKBONE, PatchCoreConfig(weights="random").weights_spec())
 
 
-def build_demo_model(settings: Settings) -> dict:
-    """Fit the demo model into ``ARTIFACTS_DIR`` (atomically) and write sample images; returns the manifest."""
-    log.warning("DEMO MODEL", message=f"no model in ARTIFACTS_DIR={settings.artifacts_dir}: building a DEMO "
+def build_demo_model(artifacts_dir: Path, static_dir: Path, *, weights: str = "imagenet", img_size: int = 256,
+                     config_overrides: dict[str, Any] | None = None) -> dict:
+    """Fit the demo model into ``artifacts_dir`` (atomically) and write sample images; returns the manifest.
+
+    ``config_overrides`` are the query-time fields (``knn_k``, ``stride``) the server was told to use.
+    """
+    log.warning("DEMO MODEL", message=f"no model in ARTIFACTS_DIR={artifacts_dir}: building a DEMO "
                 f"model from {DEMO_TRAIN_IMAGES} synthetic good images (not a model of your product)")
-    weights, extractor = demo_extractor(settings.anomalia_weights)
-    config = PatchCoreConfig(backbone=DEMO_BACKBONE, weights=weights, img_size=settings.img_size, seed=0,
-                             **settings.query_overrides())
-    images = [good_image(seed, settings.img_size) for seed in range(DEMO_TRAIN_IMAGES)]
+    weights, extractor = demo_extractor(weights)
+    config = PatchCoreConfig(backbone=DEMO_BACKBONE, weights=weights, img_size=img_size, seed=0,
+                             **(config_overrides or {}))
+    images = [good_image(seed, img_size) for seed in range(DEMO_TRAIN_IMAGES)]
     detector = PatchCore(config, extractor=extractor).fit(images)
-    manifest = save_model(detector, settings.artifacts_dir,
+    manifest = save_model(detector, artifacts_dir,
                           extra={"demo": True, "n_images": DEMO_TRAIN_IMAGES, "source": "anomalia.synthetic"})
-    samples = write_samples(settings.static_dir / SAMPLES_SUBDIR, settings.img_size)
-    log.warning("DEMO MODEL READY", folder=str(settings.artifacts_dir), weights=weights,
+    samples = write_samples(Path(static_dir) / SAMPLES_SUBDIR, img_size)
+    log.warning("DEMO MODEL READY", folder=str(artifacts_dir), weights=weights,
                 threshold=manifest["threshold"], samples=[str(path) for path in samples])
     return manifest
 

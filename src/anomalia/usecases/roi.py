@@ -1,4 +1,4 @@
-"""Seed 000's region of interest, built once at start-up from ``IGNORE_BORDER_PCT`` and ``ROI_PATH``."""
+"""The artifact model's region of interest, built once at start-up from ``IGNORE_BORDER_PCT`` and ``ROI_PATH``."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Seed 004's use cases — teach (``fit_ok``), calibrate (``calibrate_ng``), inspect (``infer``) — per role/roi.
+"""Product models, one per role/roi: teach (``/fit_ok``), calibrate (``/calibrate_ng``), inspect (``/infer``).
 
-Plain Python (no web imports), so the HTTP routes and any CLI share it. Expected
-failures raise :mod:`anomalia.service.errors` exceptions that carry their HTTP status.
-Models are cached in memory by version; the current version is read from the store's
-symlink on every call, so a fit or a calibration switches what is served atomically,
-and a restart reloads whatever is current.
+Plain Python with typed commands and results, so the HTTP routes, the CLI and batch
+workers share it; expected failures raise :mod:`anomalia.usecases.errors`. Models are
+cached in memory by version; the current version is read from the store's symlink on
+every call, so a fit or a calibration switches what is served atomically, and a
+restart reloads whatever is current.
 """
 
 from __future__ import annotations
@@ -15,21 +15,33 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
 
-from anomalia.core.calibration import calibrate
+from anomalia.core.calibration import Calibration, calibrate
 from anomalia.core.detector import PatchCore, PatchCoreConfig, WeightsMismatchError, holdout_split
 from anomalia.core.features import WeightsUnavailableError
 from anomalia.core.image import decode_image
-from anomalia.core.regions import binarize, find_regions
-from anomalia.service.errors import Conflict, NotFound, PreconditionRequired, ServiceError
-from anomalia.service.settings import Settings
-from anomalia.service.shape_inspection import (
+from anomalia.core.regions import Region, binarize, find_regions
+from anomalia.store.datasets import DatasetStore, image_name
+from anomalia.store.manifest import MANIFEST, ModelFormatError
+from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
+from anomalia.store.model_store import CALIBRATION, InvalidIdentifier, ModelStore, check_identifier
+from anomalia.usecases.backbones import WeightsFileError
+from anomalia.usecases.errors import (
+    Conflict,
+    InvalidRequest,
+    ModelNotFound,
+    ModelUnavailable,
+    ModelUnloadable,
+    NotCalibrated,
+)
+from anomalia.usecases.shapes import (
     SCORE_PERCENTILE,
     decode_all,
     heatmap_png,
@@ -39,11 +51,6 @@ from anomalia.service.shape_inspection import (
     shape_score,
     token_shape,
 )
-from anomalia.service.weights import WeightsFileError
-from anomalia.store.datasets import DatasetStore, image_name
-from anomalia.store.manifest import MANIFEST, ModelFormatError
-from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
-from anomalia.store.model_store import CALIBRATION, InvalidIdentifier, ModelStore, check_identifier
 
 log = structlog.get_logger("anomalia.products")
 
@@ -51,6 +58,23 @@ PRODUCT_IMG_SIZE = 224
 """Backbone input side for role/roi models: DINOv2 ViT-S/14 then gives the seed's 16x16 token grid."""
 HOLDOUT_FRACTION = 0.2
 MIN_FIT_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class ProductOptions:
+    """How new product models are built and checked (the service reads them from its settings)."""
+
+    data_root: Path
+    backbone: str = "dinov2_vits14"
+    weights: str = "imagenet"
+    coreset_ratio: float = 0.1
+    distance: str = "l2"
+    batch_size: int = 8
+    knn_k: int | None = None
+    """Neighbours per patch distance; None keeps the core's default embedding."""
+    safety_factor: float = 1.1
+    mm_per_px_tolerance: float = 0.01
+    max_image_pixels: int = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -88,13 +112,92 @@ class InferCommand:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded version: its detector, manifest and calibration (None until calibrated)."""
+    """One loaded version: its detector, manifest and calibration file (None until calibrated)."""
 
     version: str
     detector: PatchCore
-    manifest: dict
-    calibration: dict | None
+    manifest: dict[str, Any]
+    calibration: dict[str, Any] | None
     folder: Path
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What identifies a served version and how it decides."""
+
+    role_id: str
+    roi_id: str
+    model_version: str
+    token_shape: tuple[int, int]
+    mm_per_px: float
+    backbone: str
+    weights: str
+    img_size: int
+    n_embeddings: int
+    coreset_size: int
+    threshold: float | None
+    area_mm2_thr: float | None
+    calibrated: bool
+
+
+@dataclass(frozen=True)
+class TeachResult(ModelSummary):
+    """A new version built from OK images; ``ok_scores`` are its held-out images, scored as ``infer`` does."""
+
+    n_images: int
+    n_train: int
+    n_holdout: int
+    ok_scores: tuple[float, ...]
+    dataset_images: tuple[str, ...]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CalibrationStatistics:
+    """The scores a threshold was chosen from (``method``: ok_ng_midpoint or ok_percentile)."""
+
+    method: str
+    n_ok: int
+    n_ng: int
+    ok_p99: float
+    ok_percentile_value: float
+    score_percentile: float
+    safety_factor: float
+    ng_p5: float | None
+    ok_mean: float
+    ok_max: float
+    ng_min: float | None
+
+
+@dataclass(frozen=True)
+class CalibrationResult(ModelSummary):
+    """The calibrated version (it shares ``bank_version`` with the version it was derived from)."""
+
+    bank_version: str
+    statistics: CalibrationStatistics
+    overlap: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProductInspection:
+    """One part's verdict: NG when ``score > threshold`` and a region reaches ``area_mm2_thr``."""
+
+    role_id: str
+    roi_id: str
+    model_version: str
+    token_shape: tuple[int, int]
+    score: float
+    threshold: float
+    area_mm2_thr: float
+    verdict: str
+    is_ng: bool
+    regions: tuple[Region, ...]
+    heatmap_png_base64: str
+    image_size: tuple[int, int]
+    """``(width, height)`` of the inspected image."""
+    mm_per_px: float
+    timings_ms: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -106,45 +209,44 @@ class FitSlot:
 
 
 def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
-    """400 for anything that is not ``[A-Za-z0-9_-]{1,64}``, before any disk access."""
+    """Refuse anything that is not ``[A-Za-z0-9_-]{1,64}``, before any disk access."""
     try:
         return check_identifier("role_id", role_id), check_identifier("roi_id", roi_id)
     except InvalidIdentifier as error:
-        raise ServiceError(str(error), 400) from None
+        raise InvalidRequest(str(error)) from None
 
 
 def check_mm_per_px(mm_per_px: float) -> None:
-    """400 unless the scale is a finite number > 0 (the HTTP forms already answer 422 for these)."""
+    """The scale must be a finite number > 0 (the HTTP forms already answer 422 for these)."""
     if not (math.isfinite(mm_per_px) and mm_per_px > 0):
-        raise ServiceError(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}", 400)
+        raise InvalidRequest(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}")
 
 
-def fit_config(settings: Settings) -> PatchCoreConfig:
+def fit_config(options: ProductOptions) -> PatchCoreConfig:
     """The PatchCore settings of every new role/roi model (``PATCHCORE_*``, ``ANOMALIA_WEIGHTS``, ``KNN_K``)."""
-    s = settings
-    chosen = {"patch_norm": "l2"} if s.patchcore_distance == "cosine" else {}  # cosine compares directions
-    if "knn_k" in s.model_fields_set:  # otherwise the core's default embedding holds
-        chosen["knn_k"] = s.knn_k
-    return PatchCoreConfig(backbone=s.patchcore_backbone, weights=s.anomalia_weights, img_size=PRODUCT_IMG_SIZE,
-                           coreset_ratio=s.patchcore_coreset_ratio, distance=s.patchcore_distance,
-                           batch_size=s.patchcore_batch_size, score_method=SCORE_PERCENTILE,
-                           holdout_fraction=0.0, safety_factor=s.calibration_safety_factor, **chosen).validate()
+    chosen: dict[str, Any] = {"patch_norm": "l2"} if options.distance == "cosine" else {}  # cosine: directions
+    if options.knn_k is not None:  # otherwise the core's default embedding holds
+        chosen["knn_k"] = options.knn_k
+    return PatchCoreConfig(backbone=options.backbone, weights=options.weights, img_size=PRODUCT_IMG_SIZE,
+                           coreset_ratio=options.coreset_ratio, distance=options.distance,
+                           batch_size=options.batch_size, score_method=SCORE_PERCENTILE,
+                           holdout_fraction=0.0, safety_factor=options.safety_factor, **chosen).validate()
 
 
-def check_weights_setting(settings: Settings, extractor_provider: ExtractorProvider) -> None:
+def check_weights_setting(options: ProductOptions, extractor_provider: ExtractorProvider) -> None:
     """Start-up: a state-dict file in ``ANOMALIA_WEIGHTS`` must load into ``PATCHCORE_BACKBONE``.
 
     A file of another architecture is a configuration error, refused in one line that says
     which backbone it fits, rather than a 500 on the first ``/fit_ok``. The backbone built
     here stays in the shared cache for the fits.
     """
-    if settings.anomalia_weights in ("imagenet", "random"):
+    if options.weights in ("imagenet", "random"):
         return
     try:
-        extractor_provider(fit_config(settings))
+        extractor_provider(fit_config(options))
     except (WeightsFileError, WeightsUnavailableError) as error:
         raise WeightsFileError(f"ANOMALIA_WEIGHTS cannot be used with "
-                               f"PATCHCORE_BACKBONE={settings.patchcore_backbone}: {error}") from None
+                               f"PATCHCORE_BACKBONE={options.backbone}: {error}") from None
 
 
 def _now() -> str:
@@ -155,13 +257,13 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-class Products:
+class ProductModels:
     """Every role/roi model under ``BACKEND_DATA_ROOT``: store, in-memory cache, write reservations."""
 
-    def __init__(self, settings: Settings, extractor_provider: ExtractorProvider):
-        self.settings = settings
-        self.models = ModelStore(Path(settings.backend_data_root) / "models")
-        self.datasets = DatasetStore(Path(settings.backend_data_root) / "datasets")
+    def __init__(self, options: ProductOptions, extractor_provider: ExtractorProvider):
+        self.options = options
+        self.models = ModelStore(Path(options.data_root) / "models")
+        self.datasets = DatasetStore(Path(options.data_root) / "datasets")
         self._extractors = extractor_provider
         self._cache: dict[tuple[str, str], ServedModel] = {}
         self._load_lock = threading.Lock()
@@ -169,9 +271,9 @@ class Products:
         self._busy_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, extractor_provider: ExtractorProvider) -> "Products":
+    def open(cls, options: ProductOptions, extractor_provider: ExtractorProvider) -> "ProductModels":
         """Remove what killed writers left behind, then load every current model."""
-        products = cls(settings, extractor_provider)
+        products = cls(options, extractor_provider)
         for path in products.models.clean_stale():
             log.warning("stale_staging_removed", path=str(path))
         for role, rois in products.models.list_current().items():
@@ -194,7 +296,7 @@ class Products:
     # -- reservations -------------------------------------------------------------------------
     @contextmanager
     def reserve(self, role_id: str, roi_id: str, action: str = "fit") -> Iterator[FitSlot]:
-        """Exclusive right to write a role/roi; a second writer gets 409 at once instead of waiting."""
+        """Exclusive right to write a role/roi; a second writer is refused at once instead of waiting."""
         key = check_ids(role_id, roi_id)
         with self._busy_lock:
             if key in self._busy:
@@ -209,11 +311,11 @@ class Products:
 
     # -- loading ------------------------------------------------------------------------------
     def served(self, role_id: str, roi_id: str) -> ServedModel:
-        """The current version, from memory when already loaded (404 when there is none)."""
+        """The current version, from memory when already loaded (``ModelNotFound`` when there is none)."""
         key = check_ids(role_id, roi_id)
         version = self.models.current_version(*key)
         if version is None:
-            raise NotFound(f"no model for role_id={key[0]!r} roi_id={key[1]!r}; teach one with POST /fit_ok")
+            raise ModelNotFound(f"no model for role_id={key[0]!r} roi_id={key[1]!r}; teach one with POST /fit_ok")
         cached = self._cache.get(key)
         if cached is not None and cached.version == version:
             return cached
@@ -235,23 +337,23 @@ class Products:
         except WeightsMismatchError as error:
             raise Conflict(f"model {key[0]}/{key[1]} version {version}: {error}") from None
         except (WeightsUnavailableError, WeightsFileError) as error:
-            raise ServiceError(f"model {key[0]}/{key[1]} needs backbone weights that are not available: {error}",
-                               503) from None
+            raise ModelUnavailable(f"model {key[0]}/{key[1]} needs backbone weights that are not available: "
+                                   f"{error}") from None
         except (ModelFormatError, OSError, ValueError) as error:
-            raise ServiceError(f"model {key[0]}/{key[1]} version {version} cannot be loaded: {error}", 500) from None
+            raise ModelUnloadable(f"model {key[0]}/{key[1]} version {version} cannot be loaded: {error}") from None
         return ServedModel(version, detector, manifest, calibration, folder)
 
     def _check_scale(self, served: ServedModel, mm_per_px: float) -> None:
         check_mm_per_px(mm_per_px)
         model = float(served.manifest["mm_per_px"])
-        tolerance = self.settings.mm_per_px_tolerance
+        tolerance = self.options.mm_per_px_tolerance
         if abs(mm_per_px - model) > tolerance * model:
             raise Conflict(f"mm_per_px={mm_per_px:g} differs from the model's {model:g} by more than "
                            f"MM_PER_PX_TOLERANCE={tolerance:g} (relative); check the camera set-up or teach "
                            "the model again at this scale")
 
     # -- fit_ok -------------------------------------------------------------------------------
-    def fit_ok(self, command: FitCommand, slot: FitSlot) -> dict:
+    def fit_ok(self, command: FitCommand, slot: FitSlot) -> TeachResult:
         """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``."""
         started = time.perf_counter()
         role, roi = check_ids(command.role_id, command.roi_id)
@@ -259,11 +361,11 @@ class Products:
             raise ValueError(f"fit_ok needs the reservation of {role}/{roi}; take it with Products.reserve")
         check_mm_per_px(command.mm_per_px)
         if len(command.images) < MIN_FIT_IMAGES:
-            raise ServiceError(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
-                               f"compute ok_scores); got {len(command.images)}", 400)
-        log.info("fit_ok_started", n_images=len(command.images), backbone=self.settings.patchcore_backbone)
+            raise InvalidRequest(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
+                                 f"compute ok_scores); got {len(command.images)}")
+        log.info("fit_ok_started", n_images=len(command.images), backbone=self.options.backbone)
         shape = parse_shape_text(command.shape) if command.shape else None
-        images = decode_all(command.images, self.settings.max_image_pixels)
+        images = decode_all(command.images, self.options.max_image_pixels)
         masks = [shape_mask_for(shape, image) for image in images]
         timings = {"decode_s": round(time.perf_counter() - started, 3)}
         detector, ok_scores, split = self._fit(images, masks, timings)
@@ -274,17 +376,17 @@ class Products:
         timings["save_s"] = round(time.perf_counter() - saving, 3)
         timings["total_s"] = round(time.perf_counter() - started, 3)
         log.info("fit_ok_done", model_version=served.version, **timings)
-        return {**self.summary(role, roi, served), "n_images": len(images), "n_train": len(split[0]),
-                "n_holdout": len(split[1]), "ok_scores": ok_scores,
-                "dataset_images": served.manifest["dataset_images"], "timings_s": timings}
+        return TeachResult(**vars(self.summary(role, roi, served)), n_images=len(images), n_train=len(split[0]),
+                           n_holdout=len(split[1]), ok_scores=tuple(ok_scores),
+                           dataset_images=tuple(served.manifest["dataset_images"]), timings_s=timings)
 
     def _fit(self, images: list[np.ndarray], masks: list, timings: dict) -> tuple[PatchCore, list[float], tuple]:
-        config = fit_config(self.settings)
+        config = fit_config(self.options)
         train, holdout = holdout_split(len(images), HOLDOUT_FRACTION, config.seed)
         try:
             detector = PatchCore(config, extractor=self._extractors(config))
         except (WeightsUnavailableError, WeightsFileError) as error:
-            raise ServiceError(f"{error} (ANOMALIA_WEIGHTS={self.settings.anomalia_weights})", 503) from None
+            raise ModelUnavailable(f"{error} (ANOMALIA_WEIGHTS={self.options.weights})") from None
         fitting = time.perf_counter()
         detector.fit([images[i] for i in train])
         timings["fit_s"] = round(time.perf_counter() - fitting, 3)
@@ -312,15 +414,16 @@ class Products:
         self._cache[(role, roi)] = served
         return served
 
-    def summary(self, role: str, roi: str, served: ServedModel) -> dict:
+    def summary(self, role: str, roi: str, served: ServedModel) -> ModelSummary:
         m = served.manifest
-        return {"role_id": role, "roi_id": roi, "model_version": served.version, "token_shape": m["token_shape"],
-                "mm_per_px": m["mm_per_px"], "backbone": m["backbone"], "weights": m["weights"],
-                "img_size": m["img_size"], "n_embeddings": m["n_embeddings"], "coreset_size": m["coreset_size"],
-                "threshold": m["threshold"], "area_mm2_thr": m["area_mm2_thr"], "calibrated": bool(m["calibrated"])}
+        rows, cols = m["token_shape"]
+        return ModelSummary(role_id=role, roi_id=roi, model_version=served.version, token_shape=(rows, cols),
+                            mm_per_px=m["mm_per_px"], backbone=m["backbone"], weights=m["weights"],
+                            img_size=m["img_size"], n_embeddings=m["n_embeddings"], coreset_size=m["coreset_size"],
+                            threshold=m["threshold"], area_mm2_thr=m["area_mm2_thr"], calibrated=bool(m["calibrated"]))
 
     # -- calibrate_ng -------------------------------------------------------------------------
-    def calibrate_ng(self, command: CalibrateCommand) -> dict:
+    def calibrate_ng(self, command: CalibrateCommand) -> CalibrationResult:
         """Choose the threshold (seed 004 section 5) and publish it as a new version sharing the bank."""
         role, roi = check_ids(command.role_id, command.roi_id)
         with self.reserve(role, roi, "calibration"):
@@ -330,23 +433,24 @@ class Products:
                                f"({served.version}); fit again or calibrate with the current model's ok_scores")
             self._check_scale(served, command.mm_per_px)
             if not (math.isfinite(command.area_mm2_thr) and command.area_mm2_thr >= 0):
-                raise ServiceError(f"area_mm2_thr must be a finite number >= 0; got {command.area_mm2_thr!r}", 400)
+                raise InvalidRequest(f"area_mm2_thr must be a finite number >= 0; got {command.area_mm2_thr!r}")
             try:
                 result = calibrate(command.ok_scores, command.ng_scores, score_percentile=command.score_percentile,
-                                   safety_factor=self.settings.calibration_safety_factor)
+                                   safety_factor=self.options.safety_factor)
             except ValueError as error:
-                raise ServiceError(str(error), 400) from None
+                raise InvalidRequest(str(error)) from None
             if not result.threshold > 0:
-                raise ServiceError(f"the calibrated threshold must be > 0; got {result.threshold}", 400)
+                raise InvalidRequest(f"the calibrated threshold must be > 0; got {result.threshold}")
             served = self._save_calibration(command, role, roi, served, result)
         log.info("calibrated", model_version=served.version, threshold=result.threshold, method=result.method,
                  overlap=result.overlap)
-        return {**self.summary(role, roi, served), "bank_version": served.manifest["bank_version"],
-                "statistics": served.calibration["statistics"], "overlap": result.overlap,
-                "warnings": list(result.warnings)}
+        assert served.calibration is not None  # just written
+        return CalibrationResult(**vars(self.summary(role, roi, served)), bank_version=served.manifest["bank_version"],
+                                 statistics=CalibrationStatistics(**served.calibration["statistics"]),
+                                 overlap=result.overlap, warnings=tuple(result.warnings))
 
     def _save_calibration(self, command: CalibrateCommand, role: str, roi: str, served: ServedModel,
-                          result) -> ServedModel:
+                          result: Calibration) -> ServedModel:
         ok = np.asarray(command.ok_scores, dtype=np.float64)
         ng = np.asarray(command.ng_scores or [], dtype=np.float64)
         stats = {k: v for k, v in result.to_dict().items() if k not in ("threshold", "overlap", "warnings")}
@@ -370,21 +474,21 @@ class Products:
 
     # -- infer --------------------------------------------------------------------------------
     def ready(self, role_id: str, roi_id: str, mm_per_px: float) -> ServedModel:
-        """The calibrated current model at this scale: 404, 428 or 409 otherwise."""
+        """The calibrated current model at this scale: ``ModelNotFound``, ``NotCalibrated`` or ``Conflict`` otherwise."""
         served = self.served(role_id, roi_id)
         if served.calibration is None:
-            raise PreconditionRequired(f"model {role_id}/{roi_id} version {served.version} is not calibrated; "
+            raise NotCalibrated(f"model {role_id}/{roi_id} version {served.version} is not calibrated; "
                                        "call POST /calibrate_ng with the ok_scores returned by /fit_ok")
         self._check_scale(served, mm_per_px)
         return served
 
-    def infer(self, command: InferCommand) -> dict:
+    def infer(self, command: InferCommand) -> ProductInspection:
         """Score one ROI image inside ``shape``; verdict NG when score > threshold and a region >= area_mm2_thr."""
         started = time.perf_counter()
         role, roi = check_ids(command.role_id, command.roi_id)
         served = self.ready(role, roi, command.mm_per_px)
         shape = parse_shape_text(command.shape)
-        image = decode_image(command.image, max_pixels=self.settings.max_image_pixels)
+        image = decode_image(command.image, max_pixels=self.options.max_image_pixels)
         mask = shape_mask_for(shape, image)
         timings = {"decode_ms": _ms(started)}
         step = time.perf_counter()
@@ -400,9 +504,9 @@ class Products:
         timings["total_ms"] = _ms(started)
         log.info("infer", model_version=served.version, score=round(score, 5), verdict="NG" if is_ng else "OK",
                  n_regions=len(regions), operator_id=command.operator_id, **timings)
-        return {"role_id": role, "roi_id": roi, "model_version": served.version,
-                "token_shape": served.manifest["token_shape"], "score": score, "threshold": threshold,
-                "area_mm2_thr": area_thr, "verdict": "NG" if is_ng else "OK", "is_ng": is_ng,
-                "regions": [r.to_dict() for r in regions], "heatmap_png_base64": heatmap,
-                "image_size": [int(image.shape[1]), int(image.shape[0])], "mm_per_px": command.mm_per_px,
-                "timings_ms": timings}
+        rows, cols = served.manifest["token_shape"]
+        return ProductInspection(role_id=role, roi_id=roi, model_version=served.version, token_shape=(rows, cols),
+                                 score=score, threshold=threshold, area_mm2_thr=area_thr,
+                                 verdict="NG" if is_ng else "OK", is_ng=is_ng, regions=tuple(regions),
+                                 heatmap_png_base64=heatmap, image_size=(int(image.shape[1]), int(image.shape[0])),
+                                 mm_per_px=command.mm_per_px, timings_ms=timings)

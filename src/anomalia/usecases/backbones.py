@@ -1,4 +1,4 @@
-"""Backbone weights as the service builds them: a state-dict file must fit its backbone, said in one line.
+"""Backbones as every front end builds them: shared per weights, and a state-dict file that must fit.
 
 Loading a resnet18 file into the DINOv2 backbone fails deep inside torch with a message that
 lists every state-dict key (kilobytes). Here any failure to load a *file* becomes a
@@ -7,6 +7,9 @@ lists every state-dict key (kilobytes). Here any failure to load a *file* become
 
 from __future__ import annotations
 
+import threading
+
+from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features import (
     FeatureExtractor,
     WeightsSpec,
@@ -59,3 +62,24 @@ def _loads(backbone: str, spec: WeightsSpec) -> bool:
     except Exception:
         return False
     return True
+
+
+class ExtractorCache:
+    """One frozen backbone per (name, weights, device), shared by every model that uses it.
+
+    A weights file that is missing raises ``WeightsUnavailableError``; one of another
+    architecture ``WeightsFileError`` (one line, naming the backbone it fits).
+    """
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self._extractors: dict[tuple[str, str, int], FeatureExtractor] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, config: PatchCoreConfig) -> FeatureExtractor:
+        spec = weights_spec(config.weights, seed=config.seed)
+        key = (config.backbone, spec.describe(), spec.seed)
+        with self._lock:
+            if key not in self._extractors:
+                self._extractors[key] = build_extractor(config.backbone, spec).to(self.device)
+            return self._extractors[key]

@@ -1,4 +1,4 @@
-"""The inspection use case shared by the HTTP API and the CLI: score, verdict, regions, visuals."""
+"""Inspecting one image with a model, shared by ``/predict`` and ``anomalia predict``: score, verdict, regions, visuals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from anomalia.core.detector import PatchCore
 from anomalia.core.image import to_gray
 from anomalia.core.regions import Region, binarize, find_regions
-from anomalia.core.scoring import normalise, threshold_norm
+from anomalia.core.scoring import DEFAULT_THRESHOLD, normalise, threshold_norm
 from anomalia.viz.overlays import Visuals, render
 
 
@@ -27,6 +27,11 @@ class Inspection:
     regions: list[Region]
     image_size: tuple[int, int]
     area_min: float
+
+
+def model_threshold(detector: PatchCore) -> float:
+    """The threshold the model was built with, or the default 0.35 for one that records none."""
+    return float(detector.threshold_) if detector.threshold_ is not None else DEFAULT_THRESHOLD
 
 
 def inspect(detector: PatchCore, image: np.ndarray, *, threshold: float, roi: np.ndarray | None = None,

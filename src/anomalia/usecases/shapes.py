@@ -1,4 +1,4 @@
-"""Inspecting one ROI image inside a ``shape`` (seed 004 pipeline steps 2-7), shared by fit and infer.
+"""Inspecting one ROI image inside a ``shape`` (a product model's pipeline), shared by teach and infer.
 
 ``/fit_ok`` scores its held-out images with exactly these functions, so the
 ``ok_scores`` it returns are on the same scale as ``/infer``'s ``score``.
@@ -16,7 +16,7 @@ from anomalia.core.detector import PatchCore
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, decode_image
 from anomalia.core.roi_mask import Shape, check_inside, parse_shape, shape_mask
 from anomalia.core.scoring import image_score
-from anomalia.service.errors import ServiceError
+from anomalia.usecases.errors import InvalidRequest
 from anomalia.viz.overlays import heat_to_u8, png_base64
 
 SCORE_PERCENTILE = "p99"
@@ -26,14 +26,14 @@ def parse_shape_text(text: str) -> Shape:
     try:
         return parse_shape(json.loads(text))
     except json.JSONDecodeError as error:
-        raise ServiceError(f"shape must be a JSON object such as {{\"kind\":\"rect\",\"x\":0,\"y\":0,\"w\":10,"
-                           f"\"h\":10}}; it is not valid JSON ({error.msg})", 400) from None
+        raise InvalidRequest(f"shape must be a JSON object such as {{\"kind\":\"rect\",\"x\":0,\"y\":0,\"w\":10,"
+                             f"\"h\":10}}; it is not valid JSON ({error.msg})") from None
     except ValueError as error:
-        raise ServiceError(f"shape: {error}", 400) from None
+        raise InvalidRequest(f"shape: {error}") from None
 
 
 def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
-    """Bool ``(H, W)`` mask of ``shape`` on ``image``; 400 when the shape leaves the image."""
+    """Bool ``(H, W)`` mask of ``shape`` on ``image``; refused when the shape leaves the image."""
     if shape is None:
         return None
     height, width = image.shape[:2]
@@ -41,7 +41,7 @@ def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
         check_inside(shape, height, width)
         return shape_mask(shape, height, width)
     except ValueError as error:
-        raise ServiceError(f"shape: {error}", 400) from None
+        raise InvalidRequest(f"shape: {error}") from None
 
 
 def image_heat(detector: PatchCore, image: np.ndarray) -> np.ndarray:

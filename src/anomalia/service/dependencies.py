@@ -1,0 +1,35 @@
+"""Typed route dependencies: what a route needs, declared in its signature instead of read from ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from anomalia.service.runtime import Runtime
+from anomalia.service.settings import Settings
+from anomalia.usecases.errors import ModelUnavailable
+from anomalia.usecases.products import ProductModels
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_products(runtime: RuntimeDep) -> ProductModels:
+    if runtime.products is None:
+        raise ModelUnavailable("the product models are still loading; retry in a moment")
+    return runtime.products
+
+
+ProductsDep = Annotated[ProductModels, Depends(get_products)]

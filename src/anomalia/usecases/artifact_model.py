@@ -1,0 +1,163 @@
+"""The artifact model: the one model found at ``ARTIFACTS_DIR``, loaded at start-up and served by ``/predict``.
+
+``ARTIFACTS_DIR`` holds either our model folder (``manifest.json`` …) or the original
+backend's artifacts (``memory_bank_core.npz`` + ``config.json``, seed 000), which are
+served as they are. Query-time options (``KNN_K``, ``PATCH_STRIDE``, ``IMG_SIZE`` for
+those artifacts) change how the bank is searched, never the bank.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from anomalia.core.image import decode_image
+from anomalia.core.regions import polygons
+from anomalia.core.scoring import DEFAULT_THRESHOLD, Mode, effective_threshold
+from anomalia.store.legacy import LEGACY_BANK, LEGACY_CONFIG, load_legacy
+from anomalia.store.manifest import MANIFEST
+from anomalia.store.model_io import ExtractorProvider, LoadedModel, load_model
+from anomalia.store.overlay_files import OverlayFolder
+from anomalia.usecases.errors import ModelUnavailable
+from anomalia.usecases.inspection import inspect, model_threshold, visuals
+from anomalia.usecases.roi import build_roi
+
+log = structlog.get_logger("anomalia.artifact_model")
+
+
+class MissingModelError(RuntimeError):
+    """``ARTIFACTS_DIR`` holds no model; the message is the original backend's start-up error."""
+
+
+@dataclass(frozen=True)
+class ArtifactOptions:
+    """Where the model is and how it is queried; ``None`` means "keep the model's own value"."""
+
+    artifacts_dir: Path
+    weights: str = "imagenet"
+    """Backbone weights for the original backend's artifacts, which do not record theirs."""
+    threshold: float | None = None
+    img_size: int | None = None
+    knn_k: int | None = None
+    stride: int | None = None
+    area_min: float = 200.0
+    ignore_border_pct: float = 0.0
+    roi_path: Path | None = None
+    max_image_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True)
+class ArtifactPrediction:
+    """``/predict``'s answer; ``polygons`` are ``[[x, y], ...]`` in the uploaded image's own pixels."""
+
+    score: float
+    threshold: float
+    is_anomaly: bool
+    polygons: list[list[list[int]]]
+    overlay_url: str | None
+
+
+def model_kind(folder: Path) -> str | None:
+    """``"model"`` (our folder), ``"legacy"`` (the original backend's artifacts) or None (nothing to serve)."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return "model"
+    if (folder / LEGACY_BANK).is_file():
+        return "legacy"
+    return None
+
+
+def base_threshold(options: ArtifactOptions, loaded: LoadedModel | None) -> float:
+    """``THRESHOLD`` if set, else the model's (manifest / ``config.json``), else the default 0.35."""
+    if options.threshold is not None:
+        return float(options.threshold)
+    return model_threshold(loaded.detector) if loaded is not None else DEFAULT_THRESHOLD
+
+
+class ArtifactModel:
+    """The loaded model, its region of interest and where its visuals are written (None: not written)."""
+
+    def __init__(self, options: ArtifactOptions, loaded: LoadedModel, roi: np.ndarray | None,
+                 overlays: OverlayFolder | None):
+        self.options, self.loaded, self.roi, self.overlays = options, loaded, roi, overlays
+
+    @classmethod
+    def load(cls, options: ArtifactOptions, extractor_provider: ExtractorProvider,
+             overlays: OverlayFolder | None = None) -> "ArtifactModel":
+        """Load whatever ``ARTIFACTS_DIR`` holds, apply the query-time options, build the ROI."""
+        folder = Path(options.artifacts_dir)
+        kind = model_kind(folder)
+        if kind is None:
+            raise MissingModelError(f"No existe memory bank: {folder / LEGACY_BANK}")
+        if kind == "model":
+            loaded = load_model(folder, extractor_provider=extractor_provider)
+        else:
+            loaded = load_legacy(folder / LEGACY_BANK, folder / LEGACY_CONFIG, weights=options.weights,
+                                 extractor_provider=extractor_provider)
+        apply_query_options(loaded, options, legacy=kind == "legacy")
+        log.info("artifact_model_loaded", folder=str(folder), kind=kind,
+                 model_version=loaded.manifest.get("model_version"), backbone=loaded.manifest.get("backbone"),
+                 weights=loaded.manifest.get("weights"), img_size=loaded.detector.config.img_size,
+                 knn_k=loaded.detector.config.knn_k, stride=loaded.detector.config.stride,
+                 threshold=base_threshold(options, loaded))
+        roi = build_roi(loaded.detector.config.img_size, ignore_border_pct=options.ignore_border_pct,
+                        roi_path=options.roi_path)
+        return cls(options, loaded, roi, overlays.prepare() if overlays is not None else None)
+
+    @property
+    def threshold(self) -> float:
+        return base_threshold(self.options, self.loaded)
+
+    def predict(self, data: bytes, filename: str | None = None, mode: Mode | None = None,
+                thr: float | None = None) -> ArtifactPrediction:
+        """Decode (the bytes decide, not the content type), score inside the ROI, save the visuals."""
+        started = time.perf_counter()
+        threshold = effective_threshold(self.threshold, mode, thr)
+        image = decode_image(data, max_pixels=self.options.max_image_pixels)
+        result = inspect(self.loaded.detector, image, threshold=threshold, roi=self.roi,
+                         area_min=self.options.area_min)
+        overlay_url = None
+        if self.overlays is not None:
+            overlay_url = self.overlays.save(filename, visuals(image, result, self.roi))
+        found = polygons(result.regions) if result.is_anomaly else []
+        log.info("predict", score=round(result.score, 6), threshold=threshold, is_anomaly=result.is_anomaly,
+                 polygons=len(found), width=image.shape[1], height=image.shape[0], mode=mode, thr=thr,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        return ArtifactPrediction(score=result.score, threshold=threshold, is_anomaly=result.is_anomaly,
+                                  polygons=found, overlay_url=overlay_url)
+
+
+def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None = None, mode: Mode | None = None,
+                 thr: float | None = None) -> ArtifactPrediction:
+    """``model.predict``, or ``ModelUnavailable`` when no artifact model is loaded."""
+    if model is None:
+        raise ModelUnavailable("no model is loaded from ARTIFACTS_DIR")
+    return model.predict(data, filename, mode, thr)
+
+
+def apply_query_options(loaded: LoadedModel, options: ArtifactOptions, *, legacy: bool) -> None:
+    """``KNN_K`` and ``PATCH_STRIDE`` (and ``IMG_SIZE`` for the original artifacts) change how the bank is queried.
+
+    Only options that were actually set override the model's own values, so a model
+    fitted with k=5 keeps k=5 unless ``KNN_K`` says otherwise. ``IMG_SIZE`` cannot change
+    our models (their bank was built at the manifest's size); the original artifacts
+    record no size, so there it says which size the bank was built at.
+    """
+    detector = loaded.detector
+    changes: dict[str, int] = {field: value for field, value in (("knn_k", options.knn_k), ("stride", options.stride))
+                               if value is not None}
+    if options.img_size is not None and legacy:
+        changes["img_size"] = options.img_size
+    elif options.img_size is not None and options.img_size != detector.config.img_size:
+        log.warning("img_size_ignored", img_size=options.img_size, model_img_size=detector.config.img_size,
+                    reason="the model's memory bank was built at its manifest's img_size")
+    detector.config = dataclasses.replace(detector.config, **changes).validate()
+    bank_size = int(detector.memory_bank_.shape[0])
+    if detector.config.knn_k > bank_size:
+        raise ValueError(f"KNN_K={detector.config.knn_k} exceeds the {bank_size} vectors of the memory bank "
+                         f"in {options.artifacts_dir}")
