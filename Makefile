@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench accuracy mutation venv browser clean reference-venv reference
+.PHONY: run test lint bench accuracy mutation venv browser clean reference-venv reference
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ browser:
 
 test: venv browser
 	$(PY) -m pytest -q
+
+# Type checks of the whole package (CI runs it before `make test`).
+lint: venv
+	$(PY) -m mypy src/anomalia
 
 BENCH_ARGS ?= --repeats 3 --large --accuracy
 bench: venv

@@ -198,7 +198,10 @@ def cmd_import_legacy(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from anomalia.service.server import serve
+    try:
+        from anomalia.service.server import serve
+    except ImportError as error:
+        raise CliError(f"the HTTP service needs its extra: pip install 'anomalia[service]' ({error})") from None
 
     return serve(host=args.host, port=args.port, demo=args.demo)
 

@@ -17,7 +17,6 @@ from anomalia.accuracy import materials, objects, patterns
 from anomalia.accuracy.canvas import Scene
 
 FAMILIES: tuple[str, ...] = ("regular", "irregular", "object")
-COLOURS: tuple[str, ...] = ("grey", "colour")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -149,7 +150,7 @@ def apply_query_options(loaded: LoadedModel, options: ArtifactOptions, *, legacy
     record no size, so there it says which size the bank was built at.
     """
     detector = loaded.detector
-    changes: dict[str, int] = {field: value for field, value in (("knn_k", options.knn_k), ("stride", options.stride))
+    changes: dict[str, Any] = {field: value for field, value in (("knn_k", options.knn_k), ("stride", options.stride))
                                if value is not None}
     if options.img_size is not None and legacy:
         changes["img_size"] = options.img_size

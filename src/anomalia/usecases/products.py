@@ -332,8 +332,10 @@ class ProductModels:
             manifest = read_manifest(folder)
             calibration_path = folder / CALIBRATION
             calibration = json.loads(calibration_path.read_text("utf-8")) if calibration_path.is_file() else None
-            same_bank = previous is not None and previous.manifest.get("bank_version") == manifest.get("bank_version")
-            detector = previous.detector if same_bank else load_model(folder, extractor_provider=self._extractors).detector
+            if previous is not None and previous.manifest.get("bank_version") == manifest.get("bank_version"):
+                detector = previous.detector  # a calibration shares its parent's bank
+            else:
+                detector = load_model(folder, extractor_provider=self._extractors).detector
         except WeightsMismatchError as error:
             raise Conflict(f"model {key[0]}/{key[1]} version {version}: {error}") from None
         except (WeightsUnavailableError, WeightsFileError) as error:
@@ -495,10 +497,12 @@ class ProductModels:
         heat = image_heat(served.detector, image)
         timings["model_ms"] = _ms(step)
         step = time.perf_counter()
-        threshold, area_thr = float(served.calibration["threshold"]), float(served.calibration["area_mm2_thr"])
+        calibration = served.calibration
+        assert calibration is not None  # ready() refuses an uncalibrated model
+        threshold, area_thr = float(calibration["threshold"]), float(calibration["area_mm2_thr"])
         score = shape_score(heat, mask)
         regions = find_regions(binarize(heat, threshold, mask), heat, area_min=0.0, mm_per_px=command.mm_per_px)
-        is_ng = bool(score > threshold and any(r.area_mm2 >= area_thr for r in regions))
+        is_ng = bool(score > threshold and any((r.area_mm2 or 0.0) >= area_thr for r in regions))
         heatmap = heatmap_png(heat, threshold)
         timings["post_ms"] = _ms(step)
         timings["total_ms"] = _ms(started)

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHT_KINDS = ("imagenet", "random", "file")
 T = TypeVar("T")
 
 
