@@ -60,3 +60,10 @@ def offline_caches(tmp_path, monkeypatch):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
     for variable in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(variable, raising=False)
+
+
+def pytest_collection_modifyitems(items):
+    """Real servers and the browser are slow by nature: ``-m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

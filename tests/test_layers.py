@@ -14,6 +14,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh interpreter per check
+
 WEB = ("fastapi", "starlette", "uvicorn", "pydantic_settings")
 LAYERS = {  # layer → what it must never load
     "anomalia.core": (*WEB, "anomalia.store", "anomalia.usecases", "anomalia.service", "anomalia.cli",

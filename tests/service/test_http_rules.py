@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from products_support import client_for, product_settings
-from single_support import png
+from support.service import client_for, product_settings
+from support.images import png
 
 from anomalia.synthetic import good_image
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from single_support import single_client
+from support.service import artifact_client
 
 from anomalia.service.routes import pages
 
@@ -13,7 +13,7 @@ def client(single_model_dir, tmp_path):
     (tmp_path / "static" / "ui").mkdir(parents=True)
     (tmp_path / "static" / "ui" / "shadow.txt").write_text("STATIC_DIR must not shadow /static/ui")
     (tmp_path / "static" / "hello.txt").write_text("hello")
-    with single_client(single_model_dir, tmp_path) as test_client:
+    with artifact_client(single_model_dir, tmp_path) as test_client:
         yield test_client
 
 

@@ -8,7 +8,7 @@ import sys
 import threading
 
 import pytest
-from products_support import calibrate, client_for, fit, infer, product_settings
+from support.service import calibrate, client_for, fit, infer, product_settings
 
 from anomalia.core.detector import PatchCore
 from anomalia.store.model_store import STAGING_PREFIX

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from products_support import MM, RECT, calibrate, client_for, fit, infer, png, product_settings, snapshot
+from support.images import png
+from support.service import MM, RECT, calibrate, client_for, fit, infer, product_settings, snapshot
 
 from anomalia.synthetic import good_image
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import structlog
-from products_support import CIRCLE, MM, calibrate, client_for, fit, infer, jet_levels, png, product_settings
+from support.images import jet_levels, png
+from support.service import CIRCLE, MM, calibrate, client_for, fit, infer, product_settings
 
 from anomalia.core.detector import holdout_split
 from anomalia.service.logging import configure_logging

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 import torchvision
-from products_support import calibrate, client_for, fit, infer, product_settings
+from support.service import calibrate, client_for, fit, infer, product_settings
 
 from anomalia.core.features.base import build_seeded
 from anomalia.synthetic import good_image

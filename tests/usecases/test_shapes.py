@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from products_support import JET, jet_levels
+from support.images import JET, jet_levels
 
 from anomalia.usecases.shapes import heatmap_png
 

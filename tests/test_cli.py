@@ -186,6 +186,7 @@ def test_errors_are_one_line_and_a_nonzero_exit(case, workspace, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_the_installed_script_reports_errors_without_a_traceback(tmp_path):
     script = Path(sys.executable).with_name("anomalia")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

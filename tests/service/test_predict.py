@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import struct
-import zlib
 
 import cv2
 import numpy as np
 import pytest
-from single_support import png, post_image, single_client
+from support.images import png, png_declaring
+from support.service import artifact_client, post_image
 
 from anomalia.synthetic import defect_image, good_image
 
@@ -20,7 +19,7 @@ SAFE_URL = re.compile(r"^/static/overlays/[A-Za-z0-9_-]+_overlay\.png$")
 
 @pytest.fixture(scope="module")
 def client(single_model_dir, tmp_path_factory):
-    with single_client(single_model_dir, tmp_path_factory.mktemp("api")) as test_client:
+    with artifact_client(single_model_dir, tmp_path_factory.mktemp("api")) as test_client:
         yield test_client
 
 
@@ -129,7 +128,7 @@ def test_a_score_exactly_at_the_threshold_is_not_an_anomaly(client, corner_defec
 def test_mode_sensitive_flips_the_verdict_for_the_same_score(client, single_model_dir, tmp_path):
     image = good_image(6)
     score = post_image(client, image).json()["score"]
-    with single_client(single_model_dir, tmp_path, threshold=score / 0.9) as strict_base:
+    with artifact_client(single_model_dir, tmp_path, threshold=score / 0.9) as strict_base:
         normal = post_image(strict_base, image).json()
         sensitive = post_image(strict_base, image, mode="sensitive").json()
     assert normal["score"] == pytest.approx(score) and sensitive["score"] == pytest.approx(score)
@@ -138,28 +137,20 @@ def test_mode_sensitive_flips_the_verdict_for_the_same_score(client, single_mode
 
 
 def test_an_upload_over_max_upload_mb_is_413(single_model_dir, tmp_path):
-    with single_client(single_model_dir, tmp_path, max_upload_mb=0.05) as small:
+    with artifact_client(single_model_dir, tmp_path, max_upload_mb=0.05) as small:
         response = post_image(small, good_image(7))
     assert response.status_code == 413 and "MAX_UPLOAD_MB" in response.json()["detail"]
 
 
 def test_an_image_over_max_image_pixels_is_413(single_model_dir, tmp_path):
-    with single_client(single_model_dir, tmp_path, max_image_pixels=100 * 100) as limited:
+    with artifact_client(single_model_dir, tmp_path, max_image_pixels=100 * 100) as limited:
         assert post_image(limited, good_image(8)[:100, :100]).status_code == 200
         response = post_image(limited, good_image(8))
     assert response.status_code == 413 and "pixels" in response.json()["detail"]
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` × ``height`` pixels (a decompression bomb's signature)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-            + b"\x00" * 64)
-
-
 def test_a_decompression_bomb_is_refused_from_its_header(client):
-    response = client.post("/predict", files={"file": ("bomb.png", _png_declaring(60_000, 60_000), "image/png")})
+    response = client.post("/predict", files={"file": ("bomb.png", png_declaring(60_000, 60_000), "image/png")})
     assert response.status_code == 413
 
 
@@ -185,7 +176,7 @@ def test_two_uploads_with_the_same_name_never_overwrite_each_other(client, corne
 
 
 def test_save_vis_off_gives_a_null_overlay_url_and_writes_nothing(single_model_dir, tmp_path, corner_defect):
-    with single_client(single_model_dir, tmp_path, save_vis=False) as quiet:
+    with artifact_client(single_model_dir, tmp_path, save_vis=False) as quiet:
         body = post_image(quiet, corner_defect[0]).json()
     assert body["overlay_url"] is None and body["is_anomaly"] is True and body["polygons"]
     assert not any(p.is_file() for p in (tmp_path / "static").rglob("*"))

@@ -118,6 +118,7 @@ def realistic():
     return bank, queries, exact_ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", APPROXIMATE)
 def test_approximate_recall_at_k_is_at_least_095(kind, realistic):
     bank, queries, exact_ids = realistic

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import pytest
 from structlog.testing import capture_logs
-from single_support import post_image, single_client
+from support.service import artifact_client, post_image
 
 from anomalia.usecases import demo
 from anomalia.service.settings import load_settings
@@ -25,7 +25,7 @@ def test_offline_demo_falls_back_to_random_weights_and_says_so(tmp_path):
     assert manifest["weights"] == "random" and manifest["demo"] is True and manifest["threshold"] > 0
     samples = sorted(p.name for p in (tmp_path / "static" / "samples").iterdir())
     assert samples == ["defect_blob.png", "defect_patch.png", "defect_scratch.png", "good_0.png", "good_1.png"]
-    with single_client(settings.artifacts_dir, tmp_path) as client:
+    with artifact_client(settings.artifacts_dir, tmp_path) as client:
         health = client.get("/health").json()
         good = post_image(client, cv2.imread(str(tmp_path / "static" / "samples" / "good_0.png"))).json()
         bad = post_image(client, cv2.imread(str(tmp_path / "static" / "samples" / "defect_patch.png"))).json()

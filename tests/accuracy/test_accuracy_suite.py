@@ -301,6 +301,7 @@ def test_runner_refuses_a_reference_of_another_suite(smoke_dir: Path) -> None:
     assert code == 2 and "sha256:elsewhere" in err and out == ""
 
 
+@pytest.mark.slow
 def test_smoke_run_prints_scores_beside_the_reference_and_writes_json_and_markdown(smoke_dir: Path) -> None:
     suite, _ = ensure_suite(smoke_dir / "accuracy-results" / "suite-smoke", TINY)
     reference = _reference(smoke_dir / "ref.json", suite.hash,

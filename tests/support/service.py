@@ -1,15 +1,14 @@
-"""Helpers for the seed-004 service tests: settings, requests and a snapshot of the data root."""
+"""The app in-process (FastAPI's TestClient): settings, requests to both APIs, a snapshot of the data root."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 from fastapi.testclient import TestClient
+from support.images import png
 
 from anomalia.service.app import create_app
 from anomalia.service.settings import Settings, load_settings
@@ -17,14 +16,6 @@ from anomalia.service.settings import Settings, load_settings
 MM = 0.05
 RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
 CIRCLE = json.dumps({"kind": "circle", "cx": 128, "cy": 128, "r": 100})
-JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, -1), cv2.COLORMAP_JET)[0]
-"""BGR colour of each of the 256 JET levels."""
-
-
-def png(image: np.ndarray) -> bytes:
-    ok, buffer = cv2.imencode(".png", image)
-    assert ok
-    return buffer.tobytes()
 
 
 def product_settings(root: Path, artifacts: Path, **overrides) -> Settings:
@@ -69,8 +60,12 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return found
 
 
-def jet_levels(png_base64: str) -> np.ndarray:
-    """The JET level (0..255) of every pixel of a base64 PNG heatmap."""
-    image = cv2.imdecode(np.frombuffer(base64.b64decode(png_base64), np.uint8), cv2.IMREAD_COLOR)
-    levels = {tuple(int(c) for c in colour): level for level, colour in enumerate(JET)}
-    return np.array([[levels[tuple(int(c) for c in pixel)] for pixel in row] for row in image])
+def artifact_client(artifacts: Path, tmp_path: Path, **overrides) -> TestClient:
+    """A TestClient on the model in ``artifacts`` (use it in ``with``, so the lifespan loads it), own STATIC_DIR."""
+    settings = load_settings(artifacts_dir=artifacts, static_dir=tmp_path / "static", anomalia_weights="random",
+                             **overrides)
+    return TestClient(create_app(settings))
+
+
+def post_image(client: TestClient, image: np.ndarray, name: str = "pieza.png", **params):
+    return client.post("/predict", params=params, files={"file": (name, png(image), "image/png")})

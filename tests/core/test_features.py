@@ -53,6 +53,7 @@ def test_every_documented_backbone_is_registered():
     assert set(BACKBONES) <= set(_REFERENCE_MODELS), "add the new backbone's on-disk model to _REFERENCE_MODELS"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BACKBONES)
 def test_output_shape_is_what_feature_info_promises(name, images):
     model = extractor(name, 0)
@@ -79,6 +80,7 @@ def test_resnets_stop_after_layer3_and_report_layer2_3():
         assert not {"layer4", "fc", "avgpool"} & names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BACKBONES)
 def test_random_weights_are_deterministic_per_seed(name, images):
     first, again, other = extractor(name, 0), create_extractor(name, WeightsSpec("random", seed=0)), extractor(name, 1)
@@ -106,6 +108,7 @@ def test_building_with_a_seed_leaves_the_global_torch_rng_alone():
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BACKBONES)
 def test_local_state_dict_file_loads_and_carries_its_fingerprint(name, images, tmp_path):
     """A file holding the seed-1 weights is indistinguishable from ``random(seed=1)``."""

@@ -121,6 +121,7 @@ def test_options_are_recorded_and_honoured_after_loading(paper_model, tmp_path, 
     np.testing.assert_array_equal(loaded.score(images), paper_model.score(images))
 
 
+@pytest.mark.slow
 def test_each_option_changes_the_scores(paper_model, good_images, defects):
     """No option is silently ignored: switching any one of them moves the scores."""
     images = [image for image, _ in defects[:3]]

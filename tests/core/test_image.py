@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 
 import cv2
 import numpy as np
 import pytest
+from support.images import png, png_declaring
 
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, decode_image, to_model_input
 from anomalia.core.image_header import declared_size
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", image)
-    assert ok
-    return data.tobytes()
 
 
 def _colour_image() -> np.ndarray:
@@ -24,16 +17,9 @@ def _colour_image() -> np.ndarray:
     return rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR chunk declaring ``width`` × ``height`` RGB, and no pixel data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-
-
 def test_bgr_png_decodes_to_the_same_pixels():
     image = _colour_image()
-    decoded = decode_image(_png(image))
+    decoded = decode_image(png(image))
     assert decoded.dtype == np.uint8 and decoded.shape == (20, 30, 3)
     np.testing.assert_array_equal(decoded, image)
 
@@ -41,14 +27,14 @@ def test_bgr_png_decodes_to_the_same_pixels():
 def test_bgra_drops_alpha_and_keeps_colour():
     image = _colour_image()
     alpha = np.full((20, 30, 1), 7, dtype=np.uint8)
-    decoded = decode_image(_png(np.concatenate([image, alpha], axis=2)))
+    decoded = decode_image(png(np.concatenate([image, alpha], axis=2)))
     assert decoded.shape == (20, 30, 3)
     np.testing.assert_array_equal(decoded, image)
 
 
 def test_gray_is_replicated_into_three_channels():
     gray = _colour_image()[:, :, 0]
-    decoded = decode_image(_png(gray))
+    decoded = decode_image(png(gray))
     assert decoded.shape == (20, 30, 3)
     for channel in range(3):
         np.testing.assert_array_equal(decoded[:, :, channel], gray)
@@ -56,7 +42,7 @@ def test_gray_is_replicated_into_three_channels():
 
 def test_sixteen_bit_png_is_scaled_to_eight_bits():
     values = np.array([[0, 257, 65535], [32896, 1000, 12850]], dtype=np.uint16)
-    decoded = decode_image(_png(values))
+    decoded = decode_image(png(values))
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded[:, :, 0], [[0, 1, 255], [128, 4, 50]])
 
@@ -83,7 +69,7 @@ def test_garbage_is_refused_with_the_seed_message(garbage):
 def test_header_pixel_limit_refuses_a_declared_giant_before_decoding():
     """The file only declares 100 000² pixels: a decoder would fail on it, so the size error
     proves the header was checked first, without allocating anything."""
-    bomb = _png_header_only(100_000, 100_000)
+    bomb = png_declaring(100_000, 100_000)
     assert len(bomb) < 64
     assert declared_size(bomb) == (100_000, 100_000)
     with pytest.raises(ImageTooLargeError, match="100000x100000"):
@@ -93,7 +79,7 @@ def test_header_pixel_limit_refuses_a_declared_giant_before_decoding():
 
 
 def test_pixel_limit_is_inclusive():
-    data = _png(_colour_image())  # 30 × 20 = 600 pixels
+    data = png(_colour_image())  # 30 × 20 = 600 pixels
     assert decode_image(data, max_pixels=600).shape == (20, 30, 3)
     with pytest.raises(ImageTooLargeError):
         decode_image(data, max_pixels=599)
