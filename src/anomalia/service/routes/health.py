@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from anomalia import __version__
+from anomalia.core.scoring import MODE_FACTORS
 from anomalia.service.products import fit_config
 from anomalia.service.single_model import base_threshold
 
@@ -20,6 +21,7 @@ def single_model_fields(runtime) -> dict:
         "img_size": detector.config.img_size if detector else settings.img_size,
         "knn_k": detector.config.knn_k if detector else settings.knn_k,
         "threshold": threshold,
+        "mode_factors": dict(MODE_FACTORS),
         "ignore_border_pct": settings.ignore_border_pct,
         "roi_path": str(settings.roi_path) if settings.roi_path else None,
         "model_version": manifest.get("model_version"),
