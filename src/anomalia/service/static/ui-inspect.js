@@ -7,15 +7,16 @@ import {
   $, debounce, lineWidthFor, loadImage, releaseImage, setVerdict, setupDropzone, showAlert, strokePolygons,
 } from "./ui-common.js";
 import { fileSummary, fmt, signed } from "./ui-format.js";
-import { expectedThreshold, niceCeil } from "./ui-threshold.js";
+import { expectedThreshold, factorText, modeOptions, niceCeil } from "./ui-threshold.js";
 
-const MODE_FACTOR = { "": 1, sensitive: 0.8, strict: 1.2 };
-const MODE_NAME = { "": "normal", sensitive: "sensible", strict: "estricto" };
+// Names only: which modes exist and their factors come from /health (`mode_factors`).
+const MODE_LABEL = { "": "Normal", sensitive: "Sensible", strict: "Estricto" };
 
 const state = {
   file: null,
   image: null,
   base: null,          // THRESHOLD of the loaded model, from /health
+  modes: modeOptions(null),  // normal only until /health names the modes and their factors
   manualThr: null,     // number when the operator moved the slider
   sliderMax: null,    // the slider only grows, so it never jumps under the operator's hand
   result: null,
@@ -24,9 +25,7 @@ const state = {
 
 export function initInspect() {
   setupDropzone($("inspect-drop"), $("inspect-file"), (files) => selectFile(files[0]));
-  for (const radio of document.querySelectorAll('input[name="inspect-mode"]')) {
-    radio.addEventListener("change", () => { describeThreshold(); analyse(); });
-  }
+  $("inspect-mode-group").addEventListener("change", () => { describeThreshold(); analyse(); });
   const requery = debounce(analyse, 250);
   $("inspect-thr").addEventListener("input", () => {
     state.manualThr = Number($("inspect-thr").value);
@@ -44,9 +43,10 @@ export function initInspect() {
   describeThreshold();
 }
 
-/** Called with /health's answer: the base threshold sets the slider's scale. */
+/** Called with /health's answer: the base threshold sets the slider's scale, `mode_factors` the modes. */
 export function setModelInfo(health) {
   state.base = typeof health.threshold === "number" ? health.threshold : null;
+  showModes(modeOptions(health.mode_factors));
   if (state.base !== null) growSlider(state.base * 2);
   $("inspect-model").textContent = health.backbone
     ? `${health.backbone} · ${health.weights || "?"} · img ${health.img_size}px · `
@@ -55,20 +55,47 @@ export function setModelInfo(health) {
   describeThreshold();
 }
 
+/** One radio per mode; without factors from the server only "Normal" is left, and disabled. */
+function showModes(modes) {
+  const current = mode();
+  state.modes = modes;
+  const group = $("inspect-mode-group");
+  group.replaceChildren(group.querySelector("legend"), ...modes.map((option) => modeRadio(option, current)));
+  group.disabled = modes.length < 2;
+  if (!modes.some((option) => option.value === current)) group.querySelector("input").checked = true;
+}
+
+function modeRadio({ value, factor }, current) {
+  const input = Object.assign(document.createElement("input"), { type: "radio", name: "inspect-mode", value });
+  input.checked = value === current;
+  const text = document.createElement("span");
+  const small = document.createElement("small");
+  small.textContent = factorText(factor);
+  text.append(`${MODE_LABEL[value] || value} `, small);
+  const label = document.createElement("label");
+  label.append(input, text);
+  return label;
+}
+
 function mode() {
   const checked = document.querySelector('input[name="inspect-mode"]:checked');
   return checked ? checked.value : "";
+}
+
+function modeFactor() {
+  const option = state.modes.find(({ value }) => value === mode());
+  return option ? option.factor : 1;
 }
 
 
 function describeThreshold() {
   const manual = state.manualThr !== null;
   const effective = state.result && !$("inspect-result").hidden ? state.result.threshold
-    : expectedThreshold({ base: state.base, factor: MODE_FACTOR[mode()], manual: state.manualThr });
+    : expectedThreshold({ base: state.base, factor: modeFactor(), manual: state.manualThr });
   $("inspect-effective").textContent = fmt(effective);
   $("inspect-thr-source").textContent = manual
     ? "manual (?thr=): sustituye al modo"
-    : `base ${fmt(state.base)} × ${MODE_FACTOR[mode()]} (modo ${MODE_NAME[mode()]})`;
+    : `base ${fmt(state.base)} × ${modeFactor()} (modo ${(MODE_LABEL[mode()] || mode()).toLowerCase()})`;
   $("inspect-thr-auto").disabled = !manual;
   $("inspect-mode-group").classList.toggle("overridden", manual);
   if (!manual && effective !== null) $("inspect-thr").value = String(effective);
