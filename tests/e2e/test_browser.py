@@ -354,7 +354,8 @@ def test_infer_errors_are_readable(page, defect):
     page.set_input_files("#product-inspect-file", str(defect[0]))
     page.click("#product-inspect-run")
     page.wait_for_selector("#product-inspect-error:not([hidden])")
-    assert page.inner_text("#product-inspect-error").startswith("404 · No encontrado: no model for role_id='no-such-role'")
+    assert page.inner_text("#product-inspect-error").startswith(
+        "404 · No encontrado: no model for role_id='no-such-role'")
     page.fill("#teach-role", "../x")
     page.click("#product-inspect-run")
     assert page.evaluate("document.getElementById('teach-role').validity.patternMismatch")
