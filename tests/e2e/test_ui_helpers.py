@@ -9,6 +9,7 @@ one) is only there for it to start. The last tests check that the mode choice fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -17,6 +18,7 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from server_support import Server, server_env
 
+from anomalia.core.roi_mask import AnnulusShape, CircleShape, RectShape
 from anomalia.core.scoring import MODE_FACTORS
 
 pytestmark = [
@@ -254,6 +256,16 @@ def test_fits(page, shape, inside):
 ])
 def test_parse_shape(page, text, shape):
     assert js(page, "ui-shapes", "parseShape", text) == shape
+
+
+def test_shape_kinds_are_one_frozen_table(page):
+    fields, frozen = page.evaluate("""async () => {
+      const { SHAPE_FIELDS } = await import("/static/ui/ui-shapes.js");
+      return [SHAPE_FIELDS, Object.isFrozen(SHAPE_FIELDS) && Object.values(SHAPE_FIELDS).every(Object.isFrozen)];
+    }""")
+    server_side = {"rect": RectShape, "circle": CircleShape, "annulus": AnnulusShape}
+    assert fields == {kind: [field.name for field in dataclasses.fields(shape)] for kind, shape in server_side.items()}
+    assert frozen
 
 
 def test_describe_shape(page):

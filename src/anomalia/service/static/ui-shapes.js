@@ -4,13 +4,13 @@
 
 import { $, lineWidthFor, strokePolygons } from "./ui-common.js";
 
-/** The numeric fields of each shape kind the page can draw (the server's /infer `shape` kinds). */
-export const SHAPE_FIELDS = {
-  rect: ["x", "y", "w", "h"],
-  circle: ["cx", "cy", "r"],
-  annulus: ["cx", "cy", "r_inner", "r_outer"],
-};
-export const SHAPE_KINDS = Object.keys(SHAPE_FIELDS);
+/** The numeric fields of each shape kind the page can draw (the server's /infer `shape` kinds);
+ * the one list of kinds in the page's code (frozen: shared, never changed). */
+export const SHAPE_FIELDS = Object.freeze({
+  rect: Object.freeze(["x", "y", "w", "h"]),
+  circle: Object.freeze(["cx", "cy", "r"]),
+  annulus: Object.freeze(["cx", "cy", "r_inner", "r_outer"]),
+});
 
 const MIN_DRAG = 3;
 
