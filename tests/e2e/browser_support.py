@@ -5,11 +5,10 @@ Playwright never downloads a browser here: it drives ``/usr/bin/chromium`` (``ma
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from server_support import ANOMALIA
+from server_support import ANOMALIA, subprocess_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -22,7 +21,7 @@ def fit_with_cli(good_dir: Path, out: Path) -> Path:
     """``anomalia fit`` exactly as an operator would run it (resnet18, seeded random weights)."""
     command = [str(ANOMALIA), "fit", str(good_dir), "--out", str(out), "--weights", "random",
                "--backbone", "resnet18"]
-    done = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+    done = subprocess.run(command, env=subprocess_env(HF_HUB_OFFLINE="1"), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out

@@ -14,7 +14,18 @@ import cv2
 import httpx
 import numpy as np
 
+import anomalia
+
 ANOMALIA = Path(sys.executable).with_name("anomalia")
+# The folder the tests import ``anomalia`` from: the subprocesses must run that same code, which a
+# relative PYTHONPATH (``PYTHONPATH=src``) would not give them once they run in another cwd.
+SOURCE_ROOT = Path(anomalia.__file__).resolve().parents[1]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """``os.environ`` with ``SOURCE_ROOT`` first on PYTHONPATH, plus ``extra``."""
+    path = os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def png(image: np.ndarray) -> bytes:
@@ -29,9 +40,9 @@ def free_port() -> int:
 
 def server_env(root: Path, artifacts: Path, **extra: str) -> dict[str, str]:
     """Offline, seeded-random weights, resnet18 for speed, everything under ``root``."""
-    return {**os.environ, "ARTIFACTS_DIR": str(artifacts), "STATIC_DIR": str(root / "static"),
-            "BACKEND_DATA_ROOT": str(root / "data"), "ANOMALIA_WEIGHTS": "random", "HF_HUB_OFFLINE": "1",
-            "PATCHCORE_BACKBONE": "resnet18", **extra}
+    return subprocess_env(ARTIFACTS_DIR=str(artifacts), STATIC_DIR=str(root / "static"),
+                          BACKEND_DATA_ROOT=str(root / "data"), ANOMALIA_WEIGHTS="random", HF_HUB_OFFLINE="1",
+                          PATCHCORE_BACKBONE="resnet18", **extra)
 
 
 class Server:

@@ -138,7 +138,7 @@ def open_page(browser, url: str):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{url}/")
-    page.wait_for_selector('#health[data-state="ok"]')
+    page.wait_for_selector('#ui-health[data-state="ok"]')
     try:
         yield page
     finally:
@@ -161,50 +161,50 @@ def predict_urls(page) -> list[str]:
 
 def test_defect_shows_polygons_overlay_and_ng_verdict(page, defect):
     path, expected = defect
-    page.set_input_files("#insp-file", str(path))
-    page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
-    page.wait_for_function("document.getElementById('insp-overlay').complete "
-                           "&& document.getElementById('insp-overlay').naturalWidth > 0")
-    assert page.inner_text("#insp-verdict") == "NG"
-    assert page.get_attribute("#insp-verdict", "aria-label") == "Veredicto: NG"
-    assert page.inner_text("#insp-score") == f"{expected['score']:.4f}"
-    assert page.inner_text("#insp-threshold") == f"{expected['threshold']:.4f}"
-    assert page.inner_text("#insp-effective") == f"{expected['threshold']:.4f}"
-    assert int(page.get_attribute("#insp-canvas", "data-polygons")) == len(expected["polygons"]) >= 1
-    assert page.evaluate(RED_PIXELS_JS, "insp-canvas") > 50  # the polygons are really drawn
-    assert page.get_attribute("#insp-overlay", "src").startswith("/static/overlays/")
+    page.set_input_files("#inspect-file", str(path))
+    page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+    page.wait_for_function("document.getElementById('inspect-overlay').complete "
+                           "&& document.getElementById('inspect-overlay').naturalWidth > 0")
+    assert page.inner_text("#inspect-verdict") == "NG"
+    assert page.get_attribute("#inspect-verdict", "aria-label") == "Veredicto: NG"
+    assert page.inner_text("#inspect-score") == f"{expected['score']:.4f}"
+    assert page.inner_text("#inspect-threshold") == f"{expected['threshold']:.4f}"
+    assert page.inner_text("#inspect-effective") == f"{expected['threshold']:.4f}"
+    assert int(page.get_attribute("#inspect-canvas", "data-polygons")) == len(expected["polygons"]) >= 1
+    assert page.evaluate(RED_PIXELS_JS, "inspect-canvas") > 50  # the polygons are really drawn
+    assert page.get_attribute("#inspect-overlay", "src").startswith("/static/overlays/")
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]  # no sideways scrolling
     screenshot(page, "inspect_ng")
-    page.uncheck("#insp-show-polygons")
-    assert page.evaluate(RED_PIXELS_JS, "insp-canvas") == 0
+    page.uncheck("#inspect-show-polygons")
+    assert page.evaluate(RED_PIXELS_JS, "inspect-canvas") == 0
 
 
 def test_slider_and_mode_change_the_verdict(page, defect):
     path, expected = defect
     urls = predict_urls(page)
     page.evaluate(DROP_JS, {"b64": base64.b64encode(path.read_bytes()).decode(), "name": "pieza.png",
-                            "zone": "insp-drop"})
-    page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
-    page.focus("#insp-thr")
+                            "zone": "inspect-drop"})
+    page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+    page.focus("#inspect-thr")
     page.keyboard.press("End")  # keyboard only: the slider to its maximum, above the score
-    page.wait_for_selector('#insp-verdict[data-verdict="OK"]')
-    maximum = float(page.get_attribute("#insp-thr", "max"))
+    page.wait_for_selector('#inspect-verdict[data-verdict="OK"]')
+    maximum = float(page.get_attribute("#inspect-thr", "max"))
     assert maximum > expected["score"]
-    assert page.inner_text("#insp-threshold") == page.inner_text("#insp-effective") == f"{maximum:.4f}"
+    assert page.inner_text("#inspect-threshold") == page.inner_text("#inspect-effective") == f"{maximum:.4f}"
     assert "thr=" in urls[-1]
-    assert int(page.get_attribute("#insp-canvas", "data-polygons")) == 0
+    assert int(page.get_attribute("#inspect-canvas", "data-polygons")) == 0
     screenshot(page, "inspect_slider_ok")
-    page.click("#insp-thr-auto")
-    page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
+    page.click("#inspect-thr-auto")
+    page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
     assert "thr=" not in urls[-1]
-    page.click('label:has(input[name="insp-mode"][value="strict"])')
-    page.wait_for_function("document.getElementById('insp-threshold').textContent === "
+    page.click('label:has(input[name="inspect-mode"][value="strict"])')
+    page.wait_for_function("document.getElementById('inspect-threshold').textContent === "
                            f"'{expected['threshold'] * 1.2:.4f}'")
     assert "mode=strict" in urls[-1]
-    page.click('label:has(input[name="insp-mode"][value="sensitive"])')
-    page.wait_for_function("document.getElementById('insp-threshold').textContent === "
+    page.click('label:has(input[name="inspect-mode"][value="sensitive"])')
+    page.wait_for_function("document.getElementById('inspect-threshold').textContent === "
                            f"'{expected['threshold'] * 0.8:.4f}'")
-    assert page.inner_text("#insp-verdict") == "NG" and "mode=sensitive" in urls[-1]
+    assert page.inner_text("#inspect-verdict") == "NG" and "mode=sensitive" in urls[-1]
 
 
 @pytest.mark.parametrize(("name", "payload", "message"), [
@@ -213,13 +213,13 @@ def test_slider_and_mode_change_the_verdict(page, defect):
     ("too_large", b"\x89PNG" + bytes(3 * 1024 * 1024), "413 · Archivo demasiado grande: upload exceeds MAX_UPLOAD_MB"),
 ])
 def test_api_errors_are_readable_messages(page, defect, name, payload, message):
-    page.set_input_files("#insp-file", str(defect[0]))
-    page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
-    page.set_input_files("#insp-file", files=[{"name": "pieza.png", "mimeType": "image/png", "buffer": payload}])
-    page.wait_for_selector("#insp-error:not([hidden])")
-    assert page.inner_text("#insp-error").startswith(message)
-    assert page.inner_text("#insp-verdict") == "Sin resultado"  # the previous NG is not left on screen
-    assert page.is_hidden("#insp-result")
+    page.set_input_files("#inspect-file", str(defect[0]))
+    page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+    page.set_input_files("#inspect-file", files=[{"name": "pieza.png", "mimeType": "image/png", "buffer": payload}])
+    page.wait_for_selector("#inspect-error:not([hidden])")
+    assert page.inner_text("#inspect-error").startswith(message)
+    assert page.inner_text("#inspect-verdict") == "Sin resultado"  # the previous NG is not left on screen
+    assert page.is_hidden("#inspect-result")
     screenshot(page, f"inspect_error_{name}")
 
 
@@ -271,7 +271,7 @@ def calibrate(page, samples) -> None:
                         "Puntuando imagen NG 2 de 2…"], seen
     assert page.inner_text("#teach-cal-method").startswith("punto medio entre p99 OK")
     assert len(page.input_value("#teach-ng-scores").split(",")) == 2
-    drawn = page.evaluate("""() => { const c = document.getElementById('teach-hist');
+    drawn = page.evaluate("""() => { const c = document.getElementById('histogram-canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let ok = 0, ng = 0;
         for (let i = 0; i < d.length; i += 4) {
@@ -292,15 +292,15 @@ def extent(shape: dict) -> tuple[float, float, float, float]:
 def inspect_with_shape(page, path, tool: str, start, end, *, with_regions: bool = False) -> dict:
     """Draw ``tool`` from ``start`` to ``end``, inspect, check every region lies inside the shape
     (``with_regions``: and that there is at least one, so that check is not vacuous)."""
-    page.set_input_files("#teach-img-file", str(path))
-    page.wait_for_function("document.getElementById('teach-viewer-caption').textContent"
+    page.set_input_files("#product-inspect-file", str(path))
+    page.wait_for_function("document.getElementById('shapes-caption').textContent"
                            ".startsWith('imagen a inspeccionar')")
-    page.click(f'label:has(input[name="teach-tool"][value="{tool}"])')
-    drag(page, "#teach-canvas", start, end)
-    shape = page.evaluate("JSON.parse(document.getElementById('teach-shape-json').value)")
+    page.click(f'label:has(input[name="shapes-tool"][value="{tool}"])')
+    drag(page, "#shapes-canvas", start, end)
+    shape = page.evaluate("JSON.parse(document.getElementById('shapes-json').value)")
     assert shape["kind"] == tool
     with page.expect_response("**/infer") as answer:
-        page.click("#teach-infer")
+        page.click("#product-inspect-run")
     assert answer.value.status == 200
     assert json.loads(page.evaluate("window.__shapes.at(-1)")) == shape  # the drawn shape is what /infer got
     left, top, right, bottom = extent(shape)
@@ -309,54 +309,55 @@ def inspect_with_shape(page, path, tool: str, start, end, *, with_regions: bool 
     for region in regions:  # and the server looked only inside it
         x, y, w, h = region["bbox"]
         assert left - 1 <= x and top - 1 <= y and x + w <= right + 1 and y + h <= bottom + 1, (region, shape)
-    page.wait_for_selector('#teach-step-infer[aria-busy="false"]')
-    page.wait_for_selector("#teach-infer-result:not([hidden])")
+    page.wait_for_selector('#product-inspect-step[aria-busy="false"]')
+    page.wait_for_selector("#product-inspect-result:not([hidden])")
     return shape
 
 
 def test_teach_calibrate_and_inspect_with_a_drawn_shape(page, samples, defect):
     page.evaluate(SPY_SHAPES_JS)
-    page.focus("#tab-inspect")
+    page.focus("#ui-tab-inspect")
     page.keyboard.press("ArrowRight")  # the tabs work from the keyboard
-    assert page.get_attribute("#tab-teach", "aria-selected") == "true" and page.is_visible("#teach-panel")
+    assert page.get_attribute("#ui-tab-teach", "aria-selected") == "true" and page.is_visible("#ui-panel-teach")
     teach(page, samples)
     calibrate(page, samples)
     screenshot(page, "teach_calibrated")
     circle = inspect_with_shape(page, defect[0], "circle", (0.5, 0.5), (0.85, 0.5), with_regions=True)
     assert abs(circle["cx"] - 128) <= 1 and abs(circle["cy"] - 128) <= 1 and 80 <= circle["r"] <= 100
-    assert page.inner_text("#teach-verdict") == "NG"
-    rows = page.locator("#teach-regions-body tr")
+    assert page.inner_text("#product-inspect-verdict") == "NG"
+    rows = page.locator("#product-inspect-regions-body tr")
     assert rows.count() >= 1
     assert float(rows.first.locator("td").nth(1).inner_text()) >= 1.0  # area in mm² (0.05 mm/px)
-    assert page.locator("#teach-regions-body tr.counts").count() >= 1
+    assert page.locator("#product-inspect-regions-body tr.counts").count() >= 1
     screenshot(page, "teach_inspect_circle")
     annulus = inspect_with_shape(page, defect[0], "annulus", (0.5, 0.5), (0.5, 0.95))
     assert annulus["r_inner"] == math.floor(annulus["r_outer"] * 0.5 + 0.5)  # "Interior" = 50 %
     screenshot(page, "teach_inspect_annulus")
     rect = inspect_with_shape(page, defect[0], "rect", (0.02, 0.02), (0.22, 0.22))
     assert rect["x"] < 10 and rect["w"] > 40 and rect["x"] + rect["w"] < 60
-    assert page.inner_text("#teach-verdict") == "OK"  # the defect in the middle is outside this rectangle
+    assert page.inner_text("#product-inspect-verdict") == "OK"  # the defect in the middle is outside this rectangle
     screenshot(page, "teach_inspect_rect")
-    page.focus("#teach-canvas")  # the shape also moves and grows from the keyboard
+    page.focus("#shapes-canvas")  # the shape also moves and grows from the keyboard
     page.keyboard.press("Shift+ArrowRight")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("+")
-    moved = page.evaluate("JSON.parse(document.getElementById('teach-shape-json').value)")
+    moved = page.evaluate("JSON.parse(document.getElementById('shapes-json').value)")
     assert moved == {**rect, "x": rect["x"] + 10, "y": rect["y"] + 1, "w": rect["w"] + 1, "h": rect["h"] + 1}
     assert httpx.get(f"{page.url.split('#')[0]}health").json()["rois"] == {"carcasa": ["tornillo"]}
 
 
 def test_infer_errors_are_readable(page, defect):
-    page.click("#tab-teach")
+    page.click("#ui-tab-teach")
     page.fill("#teach-role", "no-such-role")
     page.fill("#teach-roi", "zona")
     page.fill("#teach-mm", "0.05")
-    page.set_input_files("#teach-img-file", str(defect[0]))
-    page.click("#teach-infer")
-    page.wait_for_selector("#teach-infer-error:not([hidden])")
-    assert page.inner_text("#teach-infer-error").startswith("404 · No encontrado: no model for role_id='no-such-role'")
+    page.set_input_files("#product-inspect-file", str(defect[0]))
+    page.click("#product-inspect-run")
+    page.wait_for_selector("#product-inspect-error:not([hidden])")
+    assert page.inner_text("#product-inspect-error").startswith(
+        "404 · No encontrado: no model for role_id='no-such-role'")
     page.fill("#teach-role", "../x")
-    page.click("#teach-infer")
+    page.click("#product-inspect-run")
     assert page.evaluate("document.getElementById('teach-role').validity.patternMismatch")
     assert page.evaluate("document.activeElement.id") == "teach-role"  # caught by the browser before any request
 
@@ -365,32 +366,32 @@ def test_the_page_asks_for_the_api_key_and_sends_it(browser, key_server, defect)
     with open_page(browser, key_server.url) as page:
         headers: list[str | None] = []
         page.on("request", lambda r: headers.append(r.headers.get("x-api-key")) if "/predict" in r.url else None)
-        page.set_input_files("#insp-file", str(defect[0]))
-        page.wait_for_selector("#key-dialog[open]")
-        assert "missing or invalid X-API-Key header" in page.inner_text("#key-reason")
-        page.fill("#key-input", "wrong-key")
+        page.set_input_files("#inspect-file", str(defect[0]))
+        page.wait_for_selector("#api-key-dialog[open]")
+        assert "missing or invalid X-API-Key header" in page.inner_text("#api-key-reason")
+        page.fill("#api-key-input", "wrong-key")
         page.keyboard.press("Enter")  # Enter saves (Guardar is the form's default button)
-        page.wait_for_function("document.getElementById('key-dialog').open && sessionStorage.length === 1 "
-                               "&& document.getElementById('key-input').value === 'wrong-key'")
+        page.wait_for_function("document.getElementById('api-key-dialog').open && sessionStorage.length === 1 "
+                               "&& document.getElementById('api-key-input').value === 'wrong-key'")
         screenshot(page, "api_key_prompt")
-        page.fill("#key-input", API_KEY)
-        page.click('#key-dialog button[value="save"]')
-        page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
+        page.fill("#api-key-input", API_KEY)
+        page.click('#api-key-dialog button[value="save"]')
+        page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
         assert headers == [None, "wrong-key", API_KEY]
         assert page.evaluate("sessionStorage.getItem('anomalia.apiKey')") == API_KEY
-        assert page.inner_text("#key-button") == "Clave API ✓"
+        assert page.inner_text("#api-key-button") == "Clave API ✓"
         page.reload()  # the key lives for the tab's session
-        page.set_input_files("#insp-file", str(defect[0]))
-        page.wait_for_selector('#insp-verdict[data-verdict="NG"]')
-        assert page.is_hidden("#key-dialog")
-        page.click("#key-button")
-        page.click("#key-clear")
+        page.set_input_files("#inspect-file", str(defect[0]))
+        page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+        assert page.is_hidden("#api-key-dialog")
+        page.click("#api-key-button")
+        page.click("#api-key-clear")
         assert page.evaluate("sessionStorage.getItem('anomalia.apiKey')") is None
-        page.set_input_files("#insp-file", files=[{"name": "b.png", "mimeType": "image/png",
+        page.set_input_files("#inspect-file", files=[{"name": "b.png", "mimeType": "image/png",
                                                    "buffer": defect[0].read_bytes()}])
-        page.wait_for_selector("#key-dialog[open]")
-        page.click('#key-dialog button[value="cancel"]')
-        page.wait_for_selector("#insp-error:not([hidden])")
-        assert page.inner_text("#insp-error") == "401 · Clave API necesaria: missing or invalid X-API-Key header"
-        assert page.evaluate(RED_PIXELS_JS, "insp-canvas") == 0  # no outline left from the previous part
+        page.wait_for_selector("#api-key-dialog[open]")
+        page.click('#api-key-dialog button[value="cancel"]')
+        page.wait_for_selector("#inspect-error:not([hidden])")
+        assert page.inner_text("#inspect-error") == "401 · Clave API necesaria: missing or invalid X-API-Key header"
+        assert page.evaluate(RED_PIXELS_JS, "inspect-canvas") == 0  # no outline left from the previous part
         screenshot(page, "api_key_cancelled")

@@ -26,7 +26,7 @@ def artifact_model_fields(runtime: Runtime) -> dict[str, Any]:
         "img_size": detector.config.img_size if detector else settings.img_size,
         "knn_k": detector.config.knn_k if detector else settings.knn_k,
         "threshold": base_threshold(settings.artifact_options(), loaded),
-        "mode_factors": MODE_FACTORS,
+        "mode_factors": dict(MODE_FACTORS),
         "ignore_border_pct": settings.ignore_border_pct,
         "roi_path": str(settings.roi_path) if settings.roi_path else None,
         "model_version": manifest.get("model_version"),

@@ -1,5 +1,6 @@
 // HTTP helpers shared by both tabs: X-API-Key handling, upload progress, readable errors.
 // Every request goes through `call`, so a 401 anywhere asks for the key once and retries.
+// Owns the `api-key-*` ids: the key dialog and the top bar's key button.
 
 const KEY_STORAGE = "anomalia.apiKey";
 
@@ -110,9 +111,9 @@ let pendingAsk = null;
 /** Shows the key dialog; resolves true when a key was entered, false when cancelled. */
 export function askForKey(reason) {
   if (pendingAsk) return pendingAsk;
-  const dialog = document.getElementById("key-dialog");
-  const input = document.getElementById("key-input");
-  const message = document.getElementById("key-reason");
+  const dialog = document.getElementById("api-key-dialog");
+  const input = document.getElementById("api-key-input");
+  const message = document.getElementById("api-key-reason");
   if (!reason) message.textContent = "Introduce la clave API del servidor (BACKEND_API_KEY).";
   else if (storedKey()) message.textContent = `El servidor rechazó la clave guardada (${reason}).`;
   else message.textContent = `El servidor pide una clave (${reason}).`;
@@ -129,4 +130,24 @@ export function askForKey(reason) {
   dialog.showModal();
   input.focus();
   return pendingAsk;
+}
+
+/** Wire the top bar's key button (enter, change or clear the stored key) and show whether one is stored. */
+export function initApiKey() {
+  const button = document.getElementById("api-key-button");
+  button.addEventListener("click", () => askForKey(null));
+  document.getElementById("api-key-clear").addEventListener("click", () => {
+    storeKey("");
+    document.getElementById("api-key-dialog").close("clear");
+  });
+  document.addEventListener("apikey-changed", showKeyState);
+  showKeyState();
+}
+
+function showKeyState() {
+  const present = Boolean(storedKey());
+  const button = document.getElementById("api-key-button");
+  button.textContent = present ? "Clave API ✓" : "Clave API";
+  button.setAttribute("aria-label", present ? "Clave API guardada: cambiar o borrar" : "Introducir la clave API");
+  document.getElementById("api-key-clear").hidden = !present;
 }

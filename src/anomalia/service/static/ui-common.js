@@ -1,4 +1,5 @@
-// Small DOM helpers shared by both tabs: drop zones, image loading, polygons, number formatting.
+// Small DOM helpers shared by both tabs: drop zones, image loading, polygons, alerts, verdicts.
+// (Text formatting is ui-format.js.)
 
 export const $ = (id) => document.getElementById(id);
 
@@ -64,16 +65,6 @@ export function strokePolygons(ctx, polygons, { colour = "#ff1744", width = 2, f
 /** Line width that stays visible whatever the image's resolution. */
 export function lineWidthFor(width, height) {
   return Math.max(2, Math.round(Math.max(width, height) / 220));
-}
-
-export function fmt(value, digits = 4) {
-  return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "—";
-}
-
-export function fileSummary(files) {
-  const bytes = files.reduce((sum, file) => sum + file.size, 0);
-  const size = bytes > 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
-  return files.length === 1 ? `${files[0].name} · ${size}` : `${files.length} imágenes · ${size}`;
 }
 
 /** Show a message in an alert box (role=alert), or hide it when `message` is empty. */

@@ -1,20 +1,22 @@
-// "Inspeccionar" tab: seed 000's POST /predict with the mode selector and the ?thr= slider.
+// "Inspeccionar" tab: POST /predict with the mode selector and the ?thr= slider. Owns the `inspect-*` ids.
 // Polygons come back in the uploaded image's own pixels, so they are drawn on a canvas the
 // size of the original image, stacked over it together with the overlay PNG.
 
 import { call } from "./ui-api.js";
 import {
-  $, debounce, fileSummary, fmt, lineWidthFor, loadImage, releaseImage, setVerdict, setupDropzone, showAlert,
-  strokePolygons,
+  $, debounce, lineWidthFor, loadImage, releaseImage, setVerdict, setupDropzone, showAlert, strokePolygons,
 } from "./ui-common.js";
+import { fileSummary, fmt, signed } from "./ui-format.js";
+import { expectedThreshold, factorText, modeOptions, niceCeil } from "./ui-threshold.js";
 
-const MODE_FACTOR = { "": 1, sensitive: 0.8, strict: 1.2 };
-const MODE_NAME = { "": "normal", sensitive: "sensible", strict: "estricto" };
+// Names only: which modes exist and their factors come from /health (`mode_factors`).
+const MODE_LABEL = { "": "Normal", sensitive: "Sensible", strict: "Estricto" };
 
 const state = {
   file: null,
   image: null,
   base: null,          // THRESHOLD of the loaded model, from /health
+  modes: modeOptions(null),  // normal only until /health names the modes and their factors
   manualThr: null,     // number when the operator moved the slider
   sliderMax: null,    // the slider only grows, so it never jumps under the operator's hand
   result: null,
@@ -22,95 +24,112 @@ const state = {
 };
 
 export function initInspect() {
-  setupDropzone($("insp-drop"), $("insp-file"), (files) => selectFile(files[0]));
-  for (const radio of document.querySelectorAll('input[name="insp-mode"]')) {
-    radio.addEventListener("change", () => { describeThreshold(); analyse(); });
-  }
+  setupDropzone($("inspect-drop"), $("inspect-file"), (files) => selectFile(files[0]));
+  $("inspect-mode-group").addEventListener("change", () => { describeThreshold(); analyse(); });
   const requery = debounce(analyse, 250);
-  $("insp-thr").addEventListener("input", () => {
-    state.manualThr = Number($("insp-thr").value);
+  $("inspect-thr").addEventListener("input", () => {
+    state.manualThr = Number($("inspect-thr").value);
     describeThreshold();
     requery();
   });
-  $("insp-thr-auto").addEventListener("click", () => {
+  $("inspect-thr-auto").addEventListener("click", () => {
     state.manualThr = null;
     describeThreshold();
     analyse();
   });
-  $("insp-opacity").addEventListener("input", applyOpacity);
-  $("insp-show-polygons").addEventListener("change", drawPolygons);
+  $("inspect-opacity").addEventListener("input", applyOpacity);
+  $("inspect-show-polygons").addEventListener("change", drawPolygons);
   applyOpacity();
   describeThreshold();
 }
 
-/** Called with /health's answer: the base threshold sets the slider's scale. */
+/** Called with /health's answer: the base threshold sets the slider's scale, `mode_factors` the modes. */
 export function setModelInfo(health) {
   state.base = typeof health.threshold === "number" ? health.threshold : null;
+  showModes(modeOptions(health.mode_factors));
   if (state.base !== null) growSlider(state.base * 2);
-  $("insp-model").textContent = health.backbone
+  $("inspect-model").textContent = health.backbone
     ? `${health.backbone} · ${health.weights || "?"} · img ${health.img_size}px · `
       + `versión ${health.model_version || "—"}`
     : "sin modelo seed-000 cargado";
   describeThreshold();
 }
 
+/** One radio per mode; without factors from the server only "Normal" is left, and disabled. */
+function showModes(modes) {
+  const current = mode();
+  state.modes = modes;
+  const group = $("inspect-mode-group");
+  group.replaceChildren(group.querySelector("legend"), ...modes.map((option) => modeRadio(option, current)));
+  group.disabled = modes.length < 2;
+  if (!modes.some((option) => option.value === current)) group.querySelector("input").checked = true;
+}
+
+function modeRadio({ value, factor }, current) {
+  const input = Object.assign(document.createElement("input"), { type: "radio", name: "inspect-mode", value });
+  input.checked = value === current;
+  const text = document.createElement("span");
+  const small = document.createElement("small");
+  small.textContent = factorText(factor);
+  text.append(`${MODE_LABEL[value] || value} `, small);
+  const label = document.createElement("label");
+  label.append(input, text);
+  return label;
+}
+
 function mode() {
-  const checked = document.querySelector('input[name="insp-mode"]:checked');
+  const checked = document.querySelector('input[name="inspect-mode"]:checked');
   return checked ? checked.value : "";
 }
 
-function expectedThreshold() {
-  if (state.manualThr !== null) return state.manualThr;
-  return state.base === null ? null : state.base * MODE_FACTOR[mode()];
+function modeFactor() {
+  const option = state.modes.find(({ value }) => value === mode());
+  return option ? option.factor : 1;
 }
+
 
 function describeThreshold() {
   const manual = state.manualThr !== null;
-  const effective = state.result && !$("insp-result").hidden ? state.result.threshold : expectedThreshold();
-  $("insp-effective").textContent = fmt(effective);
-  $("insp-thr-source").textContent = manual
+  const effective = state.result && !$("inspect-result").hidden ? state.result.threshold
+    : expectedThreshold({ base: state.base, factor: modeFactor(), manual: state.manualThr });
+  $("inspect-effective").textContent = fmt(effective);
+  $("inspect-thr-source").textContent = manual
     ? "manual (?thr=): sustituye al modo"
-    : `base ${fmt(state.base)} × ${MODE_FACTOR[mode()]} (modo ${MODE_NAME[mode()]})`;
-  $("insp-thr-auto").disabled = !manual;
-  $("insp-mode-group").classList.toggle("overridden", manual);
-  if (!manual && effective !== null) $("insp-thr").value = String(effective);
-  $("insp-thr-value").textContent = fmt(manual ? state.manualThr : effective);
+    : `base ${fmt(state.base)} × ${modeFactor()} (modo ${(MODE_LABEL[mode()] || mode()).toLowerCase()})`;
+  $("inspect-thr-auto").disabled = !manual;
+  $("inspect-mode-group").classList.toggle("overridden", manual);
+  if (!manual && effective !== null) $("inspect-thr").value = String(effective);
+  $("inspect-thr-value").textContent = fmt(manual ? state.manualThr : effective);
 }
 
 function growSlider(value) {
   const nice = niceCeil(value);
   if (state.sliderMax !== null && nice <= state.sliderMax) return;
   state.sliderMax = nice;
-  const slider = $("insp-thr");
+  const slider = $("inspect-thr");
   slider.max = String(nice);
   slider.step = String(nice / 1000);
-  $("insp-thr-max").textContent = fmt(nice, 2);
-}
-
-function niceCeil(value) {
-  if (!(value > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((candidate) => candidate >= value);
+  $("inspect-thr-max").textContent = fmt(nice, 2);
 }
 
 async function selectFile(file) {
   state.file = file;
   state.result = null;
-  $("insp-file-name").textContent = fileSummary([file]);
+  $("inspect-file-name").textContent = fileSummary([file]);
   releaseImage(state.image);
   state.image = null;
-  $("insp-result").hidden = true;
-  $("insp-overlay").hidden = true;
+  $("inspect-result").hidden = true;
+  $("inspect-overlay").hidden = true;
   try {
     state.image = await loadImage(file);
-    $("insp-original").src = state.image.src;
-    $("insp-stage").style.setProperty("--ar", String(state.image.naturalWidth / state.image.naturalHeight));
-    $("insp-stage").hidden = false;
-    $("insp-empty").hidden = true;
+    $("inspect-original").src = state.image.src;
+    $("inspect-stage").style.setProperty("--ar", String(state.image.naturalWidth / state.image.naturalHeight));
+    $("inspect-stage").hidden = false;
+    $("inspect-empty").hidden = true;
     drawPolygons();  // the new image starts clean: no outline of the previous part
   } catch {
-    $("insp-stage").hidden = true;  // not displayable here: the server still gets to say why
-    $("insp-empty").hidden = false;
+    $("inspect-stage").hidden = true;  // not displayable here: the server still gets to say why
+    $("inspect-empty").hidden = false;
   }
   await analyse();
 }
@@ -134,56 +153,56 @@ async function analyse() {
     if (error.name === "AbortError") return;
     if (controller !== state.controller) return;
     state.result = null;
-    $("insp-result").hidden = true;
-    $("insp-gauge").hidden = true;
-    $("insp-verdict-text").textContent = "No se pudo analizar la imagen.";
+    $("inspect-result").hidden = true;
+    $("inspect-gauge").hidden = true;
+    $("inspect-verdict-text").textContent = "No se pudo analizar la imagen.";
     drawPolygons();
-    setVerdict($("insp-verdict"), "error", "Sin resultado");
-    showAlert($("insp-error"), error.message);
+    setVerdict($("inspect-verdict"), "error", "Sin resultado");
+    showAlert($("inspect-error"), error.message);
   } finally {
     if (controller === state.controller) busy(false);
   }
 }
 
 function busy(on) {
-  $("insp-panel-result").setAttribute("aria-busy", String(on));
+  $("inspect-panel-result").setAttribute("aria-busy", String(on));
   if (!on) return;
-  setVerdict($("insp-verdict"), "busy", "Analizando…");
-  if (!state.result) $("insp-verdict-text").textContent = "Analizando la imagen…";
+  setVerdict($("inspect-verdict"), "busy", "Analizando…");
+  if (!state.result) $("inspect-verdict-text").textContent = "Analizando la imagen…";
 }
 
 function render(data) {
   state.result = data;
-  showAlert($("insp-error"), "");
+  showAlert($("inspect-error"), "");
   // a manual threshold never widens the scale: at the slider's end it would run away from the pointer
   growSlider(1.25 * Math.max(data.score, state.manualThr === null ? data.threshold : 0));
   const verdict = data.is_anomaly ? "NG" : "OK";
-  setVerdict($("insp-verdict"), verdict);
-  $("insp-verdict-text").textContent = data.is_anomaly ? "Anomalía detectada" : "Pieza correcta";
-  $("insp-score").textContent = fmt(data.score);
-  $("insp-threshold").textContent = fmt(data.threshold);
-  $("insp-margin").textContent = `${data.score > data.threshold ? "+" : ""}${fmt(data.score - data.threshold)}`;
-  $("insp-regions").textContent = String(data.polygons.length);
-  $("insp-result").hidden = false;
-  $("insp-gauge").hidden = false;
+  setVerdict($("inspect-verdict"), verdict);
+  $("inspect-verdict-text").textContent = data.is_anomaly ? "Anomalía detectada" : "Pieza correcta";
+  $("inspect-score").textContent = fmt(data.score);
+  $("inspect-threshold").textContent = fmt(data.threshold);
+  $("inspect-margin").textContent = signed(data.score - data.threshold);
+  $("inspect-regions").textContent = String(data.polygons.length);
+  $("inspect-result").hidden = false;
+  $("inspect-gauge").hidden = false;
   drawGauge(data);
-  const overlay = $("insp-overlay");
+  const overlay = $("inspect-overlay");
   overlay.hidden = !data.overlay_url;
   if (data.overlay_url) overlay.src = data.overlay_url;
-  $("insp-no-overlay").hidden = Boolean(data.overlay_url);
+  $("inspect-no-overlay").hidden = Boolean(data.overlay_url);
   describeThreshold();
   drawPolygons();
 }
 
 function drawGauge(data) {
   const scale = (value) => `${Math.min(100, (100 * value) / (state.sliderMax || 1)).toFixed(2)}%`;
-  $("insp-gauge-fill").style.width = scale(data.score);
-  $("insp-gauge-fill").dataset.verdict = data.is_anomaly ? "NG" : "OK";
-  $("insp-gauge-mark").style.left = scale(data.threshold);
+  $("inspect-gauge-fill").style.width = scale(data.score);
+  $("inspect-gauge-fill").dataset.verdict = data.is_anomaly ? "NG" : "OK";
+  $("inspect-gauge-mark").style.left = scale(data.threshold);
 }
 
 function drawPolygons() {
-  const canvas = $("insp-canvas");
+  const canvas = $("inspect-canvas");
   const image = state.image;
   const polygons = state.result ? state.result.polygons : [];
   canvas.dataset.polygons = String(polygons.length);
@@ -192,14 +211,14 @@ function drawPolygons() {
   canvas.height = image.naturalHeight;
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!$("insp-show-polygons").checked) return;
+  if (!$("inspect-show-polygons").checked) return;
   const width = lineWidthFor(canvas.width, canvas.height);
   strokePolygons(ctx, polygons, { colour: "#ffffff", width: width + 2 });
   strokePolygons(ctx, polygons, { colour: "#e0102f", width, fill: "rgba(224, 16, 47, 0.18)" });
 }
 
 function applyOpacity() {
-  const value = Number($("insp-opacity").value);
-  $("insp-overlay").style.opacity = String(value / 100);
-  $("insp-opacity-value").textContent = `${value} %`;
+  const value = Number($("inspect-opacity").value);
+  $("inspect-overlay").style.opacity = String(value / 100);
+  $("inspect-opacity-value").textContent = `${value} %`;
 }

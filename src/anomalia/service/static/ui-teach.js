@@ -1,18 +1,19 @@
-// "Enseñar producto" tab: seed 004's teach (POST /fit_ok) and calibrate (POST /calibrate_ng) steps.
-// The inspect step (POST /infer) and the shape viewer live in ui-product-inspect.js.
+// "Enseñar producto" tab: the product fields, teach (POST /fit_ok) and calibrate (POST /calibrate_ng).
+// The inspect step (POST /infer) is ui-product-inspect.js, the shape viewer ui-shapes.js and the
+// score histogram ui-histogram.js. Owns the `teach-*` ids.
 
 import { call } from "./ui-api.js";
-import { $, fileSummary, fmt, loadImage, releaseImage, setupDropzone, showAlert } from "./ui-common.js";
-import { drawHistogram } from "./ui-histogram.js";
-import { fits } from "./ui-shapes.js";
-import { initProductInspect, editor, shapeFor, showInViewer } from "./ui-product-inspect.js";
+import { $, loadImage, releaseImage, setupDropzone, showAlert } from "./ui-common.js";
+import { fileSummary, fmt, formatScores, parseScores } from "./ui-format.js";
+import { showHistogram } from "./ui-histogram.js";
+import { initProductInspect, showInViewer } from "./ui-product-inspect.js";
+import { drawnShapeFitting, fullRect, shapeFor } from "./ui-shapes.js";
 
 const state = {
   okFiles: [],
   ngFiles: [],
   ngScored: false,
   fit: null,
-  calibration: null,
   onModelChange: () => {},
 };
 
@@ -27,7 +28,6 @@ export function initTeach({ onModelChange }) {
   });
   $("teach-fit").addEventListener("click", fit);
   $("teach-calibrate").addEventListener("click", calibrateStep);
-  window.addEventListener("resize", redrawHistogram);
 }
 
 /** Fill the role/roi suggestions from /health's ``rois``. */
@@ -82,9 +82,10 @@ function setProgress(fraction, text) {
   $("teach-progress-text").textContent = text;
 }
 
+/** Mark a step busy; every primary button of the tab waits meanwhile. */
 function setBusy(card, on) {
   $(card).setAttribute("aria-busy", String(on));
-  for (const button of document.querySelectorAll("#teach-panel button.primary")) button.disabled = on;
+  for (const button of $(card).closest('[role="tabpanel"]').querySelectorAll("button.primary")) button.disabled = on;
 }
 
 async function fit() {
@@ -122,11 +123,10 @@ async function fit() {
 
 /** The drawn shape goes with the OK images (their ok_scores then use it) when it fits the first one. */
 async function fitShape() {
-  if (!editor.userDrawn) return null;
   const image = await loadImage(state.okFiles[0]).catch(() => null);
-  const inside = image && fits(editor.shape, image.naturalWidth, image.naturalHeight);
+  const shape = image ? drawnShapeFitting(image.naturalWidth, image.naturalHeight) : null;
   releaseImage(image);
-  return inside ? editor.shape : null;
+  return shape;
 }
 
 function showFit(data) {
@@ -135,18 +135,10 @@ function showFit(data) {
   $("teach-fit-split").textContent = `${data.n_train} para aprender · ${data.n_holdout} reservadas`;
   $("teach-fit-bank").textContent =
     `${data.coreset_size} de ${data.n_embeddings} parches (${data.backbone}, ${data.weights})`;
-  $("teach-ok-scores").value = data.ok_scores.map((s) => s.toFixed(5)).join(", ");
+  $("teach-ok-scores").value = formatScores(data.ok_scores);
   $("teach-ok-count").textContent = `${data.ok_scores.length} puntuaciones OK listas para calibrar`;
   state.ngScored = false;
   if (state.ngFiles.length) $("teach-ng-scores").value = "";  // they belong to the previous model
-}
-
-function parseScores(text) {
-  const parts = text.split(/[\s,;]+/).filter(Boolean);
-  const numbers = parts.map(Number);
-  const bad = parts.find((part, i) => !Number.isFinite(numbers[i]));
-  if (bad !== undefined) throw new Error(`«${bad}» no es un número`);
-  return numbers;
 }
 
 async function calibrateStep() {
@@ -182,8 +174,9 @@ async function calibrateStep() {
 }
 
 function postCalibration(ids, ok, ng) {
-  const body = { ...ids, ok_scores: ok, area_mm2_thr: Number($("teach-area").value || 0),
-                 score_percentile: Number($("teach-percentile").value || 0.995) };
+  const body = { ...ids, ok_scores: ok, area_mm2_thr: Number($("teach-area").value || 0) };
+  const percentile = $("teach-percentile").value;
+  if (percentile !== "") body.score_percentile = Number(percentile);  // empty: the server's default
   if (ng && ng.length) body.ng_scores = ng;
   if (!body.operator_id) delete body.operator_id;
   if (state.fit && state.fit.key === `${ids.role_id}/${ids.roi_id}`) body.model_version = state.fit.model_version;
@@ -197,7 +190,7 @@ async function scoreNgImages(ids, ok) {
     $("teach-cal-status").textContent = `Puntuando imagen NG ${index + 1} de ${state.ngFiles.length}…`;
     scores.push(await scoreNg(ids, ok, file));
   }
-  $("teach-ng-scores").value = scores.map((s) => s.toFixed(5)).join(", ");
+  $("teach-ng-scores").value = formatScores(scores);
   state.ngScored = true;
   return scores;
 }
@@ -216,7 +209,7 @@ async function scoreNg(ids, ok, file) {
 
 async function ngForm(ids, file) {
   const image = await loadImage(file).catch(() => null);
-  const shape = image ? shapeFor(image.naturalWidth, image.naturalHeight) : { kind: "rect", x: 0, y: 0, w: 1, h: 1 };
+  const shape = image ? shapeFor(image.naturalWidth, image.naturalHeight) : fullRect(1, 1);
   releaseImage(image);
   const body = productForm(ids);
   body.append("image", file, file.name);
@@ -225,7 +218,6 @@ async function ngForm(ids, file) {
 }
 
 function showCalibration(data, ok, ng) {
-  state.calibration = { ok, ng: ng || [], threshold: data.threshold };
   const stats = data.statistics;
   $("teach-cal-result").hidden = false;
   $("teach-cal-threshold").textContent = fmt(data.threshold);
@@ -237,9 +229,5 @@ function showCalibration(data, ok, ng) {
   const warnings = [...(data.warnings || [])];
   if (data.overlap && !warnings.length) warnings.push("Las puntuaciones OK y NG se solapan.");
   showAlert($("teach-cal-warnings"), warnings.join(" "), "warning");
-  redrawHistogram();
-}
-
-function redrawHistogram() {
-  if (state.calibration) drawHistogram($("teach-hist"), state.calibration);
+  showHistogram({ ok, ng: ng || [], threshold: data.threshold });
 }

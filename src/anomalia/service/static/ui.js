@@ -1,19 +1,21 @@
-// Entry point of the operator page: tabs, /health, the API-key button; each tab has its own module.
+// Entry point of the operator page: tabs, /health and each module's init. Owns the `ui-*` ids
+// (tabs, tab panels, the health chip); every other id belongs to the module of the same name.
 
-import { askForKey, call, storeKey, storedKey } from "./ui-api.js";
+import { call, initApiKey } from "./ui-api.js";
 import { $ } from "./ui-common.js";
 import { initInspect, setModelInfo } from "./ui-inspect.js";
+import { initShapes } from "./ui-shapes.js";
 import { initTeach, setKnownProducts } from "./ui-teach.js";
 
 const TABS = ["inspect", "teach"];
 
 function selectTab(name, focus = false) {
   for (const tab of TABS) {
-    const button = $(`tab-${tab}`);
+    const button = $(`ui-tab-${tab}`);
     const selected = tab === name;
     button.setAttribute("aria-selected", String(selected));
     button.tabIndex = selected ? 0 : -1;
-    $(`${tab}-panel`).hidden = !selected;
+    $(`ui-panel-${tab}`).hidden = !selected;
     if (selected && focus) button.focus();
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
@@ -21,7 +23,7 @@ function selectTab(name, focus = false) {
 
 function initTabs() {
   for (const tab of TABS) {
-    const button = $(`tab-${tab}`);
+    const button = $(`ui-tab-${tab}`);
     button.addEventListener("click", () => selectTab(tab));
     button.addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
@@ -33,21 +35,14 @@ function initTabs() {
   selectTab(TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "inspect");
 }
 
-function showKeyState() {
-  const present = Boolean(storedKey());
-  $("key-button").textContent = present ? "Clave API ✓" : "Clave API";
-  $("key-button").setAttribute("aria-label", present ? "Clave API guardada: cambiar o borrar" : "Introducir la clave API");
-  $("key-clear").hidden = !present;
-}
-
 async function refreshHealth() {
-  const chip = $("health");
+  const chip = $("ui-health");
   try {
     const health = await call("GET", "health");
-    chip.dataset.state = "ok";
-    chip.textContent = `Servicio en línea · ${health.device} · v${health.version}`;
     setModelInfo(health);
     setKnownProducts(health.rois);
+    chip.dataset.state = "ok";
+    chip.textContent = `Servicio en línea · ${health.device} · v${health.version}`;
   } catch (error) {
     chip.dataset.state = "error";
     chip.textContent = `Servicio no disponible (${error.message})`;
@@ -56,15 +51,10 @@ async function refreshHealth() {
 
 function init() {
   initTabs();
+  initApiKey();
   initInspect();
+  initShapes();
   initTeach({ onModelChange: refreshHealth });
-  $("key-button").addEventListener("click", () => askForKey(null));
-  $("key-clear").addEventListener("click", () => {
-    storeKey("");
-    $("key-dialog").close("clear");
-  });
-  document.addEventListener("apikey-changed", showKeyState);
-  showKeyState();
   refreshHealth();
 }
 
