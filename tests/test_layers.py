@@ -7,12 +7,12 @@ back, so an indirect import through a helper counts too.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from support.server import subprocess_env
 
 pytestmark = pytest.mark.slow  # a fresh interpreter per check
 
@@ -35,7 +35,7 @@ PROBE = textwrap.dedent("""
 
 
 def loaded_by(package: str) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = subprocess_env(HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", PROBE, package], capture_output=True, text=True, timeout=300,
                             env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -76,7 +76,7 @@ def test_fit_and_predict_run_without_the_web_framework(tmp_path):
     model, image = tmp_path / "model", tmp_path / "good" / "000.png"
     runs = [["fit", str(tmp_path / "good"), "--out", str(model), "--weights", "random", "--img-size", "64"],
             ["predict", str(model), str(image), "--save-vis", str(tmp_path / "vis")]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = subprocess_env(HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", WITHOUT_WEB, json.dumps(runs)], capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 import cv2
 import httpx
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, fit_with_cli, screenshot
-from server_support import Server, png, server_env
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, fit_with_cli, screenshot
+from support.images import png
+from support.server import Server, server_env
 
 from anomalia.synthetic import defect_image, good_image, write_good_images
 

@@ -11,7 +11,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from server_support import ANOMALIA, Server, free_port, png, server_env
+from support.images import png
+from support.server import ANOMALIA, Server, free_port, server_env
 
 from anomalia.synthetic import defect_image, good_image
 

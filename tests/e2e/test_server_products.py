@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_support import Server, png, server_env
+from support.images import png
+from support.server import Server, server_env
 
 from anomalia.synthetic import defect_image, good_image
 

@@ -15,8 +15,8 @@ import math
 
 import httpx
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
-from server_support import Server, server_env
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from support.server import Server, server_env
 
 from anomalia.core.roi_mask import AnnulusShape, CircleShape, RectShape
 from anomalia.core.scoring import MODE_FACTORS

@@ -51,7 +51,7 @@ export function setModelInfo(health) {
   $("inspect-model").textContent = health.backbone
     ? `${health.backbone} · ${health.weights || "?"} · img ${health.img_size}px · `
       + `versión ${health.model_version || "—"}`
-    : "sin modelo seed-000 cargado";
+    : "sin modelo cargado de ARTIFACTS_DIR";
   describeThreshold();
 }
 

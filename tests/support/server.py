@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 
 import anomalia
 
@@ -26,10 +24,6 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """``os.environ`` with ``SOURCE_ROOT`` first on PYTHONPATH, plus ``extra``."""
     path = os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH", "")]))
     return {**os.environ, "PYTHONPATH": path, **extra}
-
-
-def png(image: np.ndarray) -> bytes:
-    return cv2.imencode(".png", image)[1].tobytes()
 
 
 def free_port() -> int:

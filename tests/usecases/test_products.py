@@ -1,0 +1,73 @@
+"""Product models as plain Python: typed results and domain errors, no HTTP in between."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.images import png
+
+from anomalia.core.regions import Region
+from anomalia.synthetic import defect_image, good_image
+from anomalia.usecases.backbones import ExtractorCache
+from anomalia.usecases.errors import Conflict, InvalidRequest, ModelNotFound, NotCalibrated
+from anomalia.usecases.products import (
+    CalibrateCommand,
+    CalibrationResult,
+    FitCommand,
+    InferCommand,
+    ProductInspection,
+    ProductModels,
+    ProductOptions,
+    TeachResult,
+)
+
+MM = 0.05
+RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
+
+
+@pytest.fixture
+def products(tmp_path) -> ProductModels:
+    options = ProductOptions(data_root=tmp_path / "data", backbone="resnet18", weights="random")
+    return ProductModels.open(options, ExtractorCache())
+
+
+def teach(products: ProductModels, role: str = "line", roi: str = "cap") -> TeachResult:
+    command = FitCommand(role_id=role, roi_id=roi, mm_per_px=MM, images=[png(good_image(s)) for s in range(6)])
+    with products.reserve(role, roi) as slot:
+        return products.fit_ok(command, slot)
+
+
+def test_teach_calibrate_inspect_return_typed_results(products):
+    taught = teach(products)
+    assert isinstance(taught, TeachResult) and taught.calibrated is False and taught.threshold is None
+    assert taught.n_train + taught.n_holdout == 6 and len(taught.ok_scores) == taught.n_holdout >= 1
+    calibrated = products.calibrate_ng(CalibrateCommand(role_id="line", roi_id="cap", mm_per_px=MM,
+                                                        ok_scores=taught.ok_scores, area_mm2_thr=0.5))
+    assert isinstance(calibrated, CalibrationResult) and calibrated.calibrated
+    assert calibrated.bank_version == taught.model_version != calibrated.model_version
+    assert calibrated.threshold == pytest.approx(calibrated.statistics.ok_percentile_value
+                                                 * calibrated.statistics.safety_factor)
+    defect, _ = defect_image(1000, kind="patch")
+    result = products.infer(InferCommand(role_id="line", roi_id="cap", mm_per_px=MM, image=png(defect), shape=RECT))
+    assert isinstance(result, ProductInspection) and result.model_version == calibrated.model_version
+    assert result.verdict == "NG" and result.is_ng and result.score > result.threshold
+    assert result.regions and all(isinstance(region, Region) for region in result.regions)
+    assert result.image_size == (256, 256)
+
+
+def test_each_refusal_is_a_domain_error(products):
+    infer = InferCommand(role_id="line", roi_id="cap", mm_per_px=MM, image=png(good_image(1)), shape=RECT)
+    with pytest.raises(ModelNotFound):
+        products.infer(infer)
+    with pytest.raises(InvalidRequest):
+        products.infer(InferCommand(role_id="../x", roi_id="cap", mm_per_px=MM, image=b"", shape=RECT))
+    taught = teach(products)
+    with pytest.raises(NotCalibrated):
+        products.infer(infer)
+    with products.reserve("line", "cap"), pytest.raises(Conflict):
+        teach(products)
+    calibrate = CalibrateCommand(role_id="line", roi_id="cap", mm_per_px=MM * 2, ok_scores=taught.ok_scores,
+                                 area_mm2_thr=0.5)
+    with pytest.raises(Conflict):  # another scale than the model's
+        products.calibrate_ng(calibrate)
