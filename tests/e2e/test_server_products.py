@@ -158,7 +158,7 @@ def test_a_weights_file_of_another_backbone_stops_the_server_in_one_line(tmp_pat
 
     import torch
     import torchvision
-    from server_support import ANOMALIA, free_port
+    from support.server import ANOMALIA, free_port
 
     weights = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)

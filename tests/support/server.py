@@ -34,9 +34,10 @@ def free_port() -> int:
 
 def server_env(root: Path, artifacts: Path, **extra: str) -> dict[str, str]:
     """Offline, seeded-random weights, resnet18 for speed, everything under ``root``."""
-    return subprocess_env(ARTIFACTS_DIR=str(artifacts), STATIC_DIR=str(root / "static"),
-                          BACKEND_DATA_ROOT=str(root / "data"), ANOMALIA_WEIGHTS="random", HF_HUB_OFFLINE="1",
-                          PATCHCORE_BACKBONE="resnet18", **extra)
+    defaults = {"ARTIFACTS_DIR": str(artifacts), "STATIC_DIR": str(root / "static"),
+                "BACKEND_DATA_ROOT": str(root / "data"), "ANOMALIA_WEIGHTS": "random", "HF_HUB_OFFLINE": "1",
+                "PATCHCORE_BACKBONE": "resnet18"}
+    return subprocess_env(**{**defaults, **extra})
 
 
 class Server:
