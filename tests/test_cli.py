@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from anomalia.cli import main
 from anomalia.core.config import PatchCoreConfig
@@ -63,7 +64,8 @@ def test_fit_records_the_embedding_options_it_was_given(workspace, tmp_path):
 def test_fit_writes_a_model_and_prints_a_summary(workspace):
     (summary,) = json_lines(workspace["fit_out"])
     assert set(summary) == {"model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold",
-                            "embedding"}
+                            "embedding", "fitted_on"}
+    assert summary["fitted_on"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
     assert (summary["backbone"], summary["weights"], summary["n_embeddings"]) == ("resnet18", "random", 10 * 16 * 16)
     manifest = load_model(workspace["model"]).manifest
     assert summary["embedding"] == manifest["embedding"] == PatchCoreConfig().embedding()
@@ -157,13 +159,18 @@ def _bad_image_dir(root: Path, good: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case", ["missing_folder", "no_images", "unreadable_image", "bad_backbone",
-                                  "predict_unreadable", "predict_no_model", "evaluate_no_test_folder",
-                                  "legacy_missing_npz"])
+CASES = ["missing_folder", "no_images", "unreadable_image", "bad_backbone", "weights_fit_no_backbone",
+         "predict_unreadable", "predict_no_model", "evaluate_no_test_folder", "legacy_missing_npz", "bad_device"]
+if not torch.cuda.is_available():
+    CASES.append("cuda_without_gpu")
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_errors_are_one_line_and_a_nonzero_exit(case, workspace, tmp_path):
     good = workspace["dataset"] / "train" / "good"
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk.png").write_bytes(b"\x89PNG but not really")
+    torch.save({"head.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
     argv, expected = {
         "missing_folder": (["fit", tmp_path / "nowhere", "--out", tmp_path / "m", *FIT], "folder not found"),
         "no_images": (["fit", tmp_path / "empty", "--out", tmp_path / "m", *FIT], "no images"),
@@ -176,6 +183,10 @@ def test_errors_are_one_line_and_a_nonzero_exit(case, workspace, tmp_path):
         "evaluate_no_test_folder": (["evaluate", workspace["model"], tmp_path / "empty"], "no test/ folder"),
         "legacy_missing_npz": (["import-legacy", tmp_path / "none.npz", tmp_path / "none.json", "--out",
                                 tmp_path / "m", "--weights", "random"], "none.npz"),
+        "weights_fit_no_backbone": (["fit", good, "--out", tmp_path / "m", "--img-size", SIZE, "--weights",
+                                     tmp_path / "other.pt"], "fits no backbone"),
+        "bad_device": (["fit", good, "--out", tmp_path / "m", *FIT, "--device", "gpu"], "auto, cpu, cuda"),
+        "cuda_without_gpu": (["predict", workspace["model"], good / "000.png", "--device", "cuda"], "no CUDA device"),
     }[case]
     code, out, err = run(argv)
     assert code == 2

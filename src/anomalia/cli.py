@@ -24,6 +24,11 @@ class CliError(Exception):
     """An expected failure, reported as one line."""
 
 
+def _add_device(command) -> None:
+    command.add_argument("--device", default="auto",
+                         help="auto (CUDA when available) | cpu | cuda | cuda:N: where the backbone and exact kNN run")
+
+
 def _add_fit(commands) -> None:
     defaults = PatchCoreConfig()
     fit = commands.add_parser("fit", help="build a model from a folder of good images")
@@ -48,6 +53,7 @@ def _add_fit(commands) -> None:
                      help="bank neighbours of the reweighted image score (PatchCore eq. 7)")
     fit.add_argument("--holdout-fraction", type=float, default=defaults.holdout_fraction)
     fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    _add_device(fit)
     fit.set_defaults(handler=cmd_fit)
 
 
@@ -59,6 +65,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("--thr", type=float, default=None, help="threshold override")
     predict.add_argument("--mode", choices=MODES, default=None)
     predict.add_argument("--save-vis", type=Path, default=None, help="write a heatmap overlay PNG per image here")
+    _add_device(predict)
     predict.set_defaults(handler=cmd_predict)
 
 
@@ -68,6 +75,7 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("dataset_dir", type=Path)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--plot", type=Path, default=None, help="write ROC curves to this PNG")
+    _add_device(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
 
@@ -113,9 +121,10 @@ def cmd_fit(args) -> int:
     _warn_weights(config)
     with tqdm(total=len(images), desc="fit", unit="img", file=sys.stderr) as bar:
         with _chatter_to_stderr():
-            manifest = teach(config, images, args.out, progress=bar.update)
+            manifest = teach(config, images, args.out, progress=bar.update, device=args.device)
     print(json.dumps({key: manifest[key] for key in (
-        "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold", "embedding")}))
+        "model_version", "backbone", "weights", "coreset_size", "n_embeddings", "threshold", "embedding",
+        "fitted_on")}))
     return 0
 
 
@@ -138,7 +147,7 @@ def cmd_predict(args) -> int:
     from anomalia.viz.overlays import encode_png
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir)
+        loaded = open_model(args.model_dir, args.device)
     threshold = effective_threshold(model_threshold(loaded.detector), args.mode, args.thr)
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
@@ -172,7 +181,7 @@ def cmd_evaluate(args) -> int:
     from anomalia.viz.plots import roc_plot
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir)
+        loaded = open_model(args.model_dir, args.device)
     result, curves = evaluate(loaded.detector, args.dataset_dir)
     if args.plot:
         labelled = {"image": (*curves["image"][:2], result.image_auroc)}

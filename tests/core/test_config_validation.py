@@ -74,3 +74,18 @@ def test_to_dict_round_trips_and_weights_carry_the_seed():
     assert PatchCoreConfig(**config.to_dict()) == config and config.to_dict()["knn_k"] == 5
     spec = config.weights_spec()
     assert (spec.kind, spec.seed) == ("random", 7)
+
+
+def test_device_names_are_resolved_or_refused():
+    import torch
+
+    from anomalia.core.device import resolve_device
+
+    assert resolve_device("cpu") == "cpu" and resolve_device(" CPU ") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cuda:x", "", "tpu:0"):
+        with pytest.raises(ValueError, match="auto, cpu, cuda"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda:0")

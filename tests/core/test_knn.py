@@ -160,3 +160,43 @@ def test_the_default_seed_is_zero():
 def test_an_unknown_kind_gets_the_exact_list(small):
     with pytest.raises(ValueError, match="^unknown kNN index 'annoy'; choose one of: exact, hnsw, ivf$"):
         NearestNeighbours.build(small[0], kind="annoy")
+
+
+@pytest.mark.parametrize("k", [1, 3, 9])
+def test_exact_search_in_torch_matches_faiss_flat_index(k, monkeypatch):
+    """The matmul + top-k search (what CUDA runs, and the CPU too) against faiss's own flat index,
+    with blocks of queries small enough that the block loop is exercised."""
+    import faiss
+
+    import anomalia.core.knn as knn
+
+    monkeypatch.setattr(knn, "QUERY_BLOCK_ELEMENTS", 600 * 7)  # 7 queries per block
+    bank = structured_bank(600, dim=48, clusters=12, rank=6, seed=5)
+    queries = structured_bank(50, dim=48, clusters=12, rank=6, seed=6)
+    flat = faiss.IndexFlatL2(48)
+    flat.add(bank)
+    want_d, want_i = flat.search(queries, k)
+    got_d, got_i = knn.ExactSearch(bank).search(queries, k)
+    assert got_i.shape == (50, k) and got_i.dtype == np.int64
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-4, atol=1e-5)
+    assert (got_i == want_i).mean() > 0.99  # only exact ties may swap
+
+
+def test_a_flat_index_is_searched_by_the_torch_search_even_after_a_round_trip():
+    bank = structured_bank(300, dim=16, clusters=4, rank=3, seed=7)
+    index = NearestNeighbours.build(bank, kind="exact")
+    loaded = NearestNeighbours.from_bytes(index.to_bytes(), "l2")  # vectors rebuilt from the faiss file
+    assert index.exact is not None and loaded.exact is not None
+    queries = structured_bank(20, dim=16, clusters=4, rank=3, seed=8)
+    np.testing.assert_allclose(loaded.search(queries, 2)[0], index.search(queries, 2)[0], rtol=1e-5)
+    assert NearestNeighbours.build(bank, kind="hnsw").exact is None
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_exact_search_on_cuda_matches_the_cpu():
+    bank = structured_bank(5000, dim=384, seed=9)
+    queries = structured_bank(1024, dim=384, seed=10)
+    cpu_d, cpu_i = NearestNeighbours.build(bank).search(queries, 3)
+    gpu_d, gpu_i = NearestNeighbours.build(bank, device="cuda").search(queries, 3)
+    np.testing.assert_allclose(gpu_d, cpu_d, rtol=1e-4, atol=1e-5)
+    assert (gpu_i == cpu_i).mean() > 0.99

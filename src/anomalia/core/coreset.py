@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import torch
 
 PROJECTION_DIM = 128
 
@@ -58,6 +59,31 @@ def greedy_coreset(x: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     sq_norms = np.einsum("ij,ij->i", x, x)
     start = int(np.random.default_rng(seed).integers(total))
     return _greedy_kernel(x, sq_norms, n, start)
+
+
+def greedy_coreset_torch(x: np.ndarray, n: int, *, seed: int, device: str | torch.device) -> np.ndarray:
+    """:func:`greedy_coreset` as tensor operations, for a GPU: one matrix-vector product per step.
+
+    Same start point and rule as the CPU kernel; near-ties may be broken differently (float
+    summation order), so the covering radius, not every index, is what matches.
+    """
+    total = x.shape[0]
+    if not 1 <= n <= total:
+        raise ValueError(f"coreset size must be in 1..{total}, got {n}")
+    start = int(np.random.default_rng(seed).integers(total))
+    with torch.inference_mode():
+        points = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        sq_norms = (points * points).sum(dim=1)
+        min_dist = torch.full((total,), float("inf"), device=points.device)
+        chosen = torch.empty(n, dtype=torch.int64, device=points.device)
+        current = torch.tensor(start, device=points.device)
+        for step in range(n):
+            chosen[step] = current
+            centre = points[current]
+            distance = sq_norms - 2.0 * (points @ centre) + sq_norms[current]
+            torch.minimum(min_dist, distance, out=min_dist)
+            current = torch.argmax(min_dist)
+        return chosen.cpu().numpy()
 
 
 def covering_radius(x: np.ndarray, centres: np.ndarray) -> float:

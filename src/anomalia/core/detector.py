@@ -78,7 +78,7 @@ class PatchCore:
         extractor = self.feature_extractor()
         train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed,
-                                    chunk_patches=config.coreset_chunk_patches)
+                                    chunk_patches=config.coreset_chunk_patches, device=self.device)
         timings = {"features_s": 0.0, "coreset_s": 0.0}
         try:
             for batch in self._batches(_Subset(images, train)):
@@ -111,7 +111,8 @@ class PatchCore:
 
     def _index(self, bank: np.ndarray) -> NearestNeighbours:
         config = self.config
-        return NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance, seed=config.seed)
+        return NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance, seed=config.seed,
+                                       device=self.device)
 
     def _score_holdout(self, images: Sequence[np.ndarray],
                        progress: Progress | None) -> tuple[list[float], np.ndarray | None, int]:
@@ -125,7 +126,7 @@ class PatchCore:
             return [], None, 0
         config = self.config
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed + 1,
-                                    chunk_patches=config.coreset_chunk_patches)
+                                    chunk_patches=config.coreset_chunk_patches, device=self.device)
         scores: list[float] = []
         try:
             for embeddings, predictions in self._scored_batches(images):
@@ -157,8 +158,8 @@ class PatchCore:
                 "load the same weights or fit the model again")
         detector = cls(config.validate(), extractor=extractor)
         detector.memory_bank_ = np.ascontiguousarray(bank, dtype=np.float32)
-        detector.knn_ = knn or NearestNeighbours.build(bank, kind=config.knn_index,
-                                                       distance=config.distance, seed=config.seed)
+        detector.knn_ = (knn or NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance,
+                                                        seed=config.seed)).to(detector.device)
         detector.weights_fingerprint_ = weights_fingerprint
         detector.threshold_ = threshold
         detector.holdout_scores_ = []
@@ -245,14 +246,18 @@ class PatchCore:
             self.extractor = create_extractor(self.config.backbone, self.config.weights_spec())
         return self.extractor
 
+    @property
+    def device(self) -> torch.device:
+        """Where the backbone runs; exact kNN search runs there too."""
+        return next(self.feature_extractor().parameters()).device
+
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """``(B, h, w, C)`` patch embeddings of BGR images, as the memory bank holds them."""
         config = self.config
         batch = to_model_input(images, config.img_size, config.color, config.normalize)
         extractor = self.feature_extractor()
-        device = next(extractor.parameters()).device
         with torch.inference_mode():
-            features = extractor(batch.to(device), config.aggregation)
+            features = extractor(batch.to(self.device), config.aggregation)
         return patch_embeddings(features.cpu(), config.stride, config.patch_norm)
 
     def _batches(self, images):

@@ -1,4 +1,9 @@
-"""Nearest-neighbour search over the memory bank, behind a registry of faiss index kinds."""
+"""Nearest-neighbour search over the memory bank, behind a registry of faiss index kinds.
+
+Exact search runs as a chunked matmul + top-k in torch (:class:`ExactSearch`): on the CPU it is
+faster than faiss's flat index here, on CUDA it is what the GPU is for; the faiss index is still
+written to the model folder, so a model stays loadable by anything that reads faiss.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any, Callable
 
 import faiss
 import numpy as np
+import torch
 
 from anomalia.core.config import DISTANCES
 
@@ -51,21 +57,70 @@ def _ivf(dim: int, n: int) -> Any:
     return index
 
 
+QUERY_BLOCK_ELEMENTS = 1 << 24
+"""Largest ``queries × bank`` distance block held at once (64 MiB in fp32), whatever the bank size."""
+
+
+class ExactSearch:
+    """Exact squared-L2 kNN as ``‖q‖² + ‖b‖² − 2 q·b`` in blocks of queries, with memory bounded by
+    :data:`QUERY_BLOCK_ELEMENTS`; the same arithmetic as faiss's flat index, on CPU or CUDA."""
+
+    def __init__(self, bank: np.ndarray, device: str | torch.device = "cpu"):
+        vectors = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
+        self.bank = vectors.to(device)
+        self.norms = (self.bank * self.bank).sum(dim=1)
+
+    @property
+    def device(self) -> torch.device:
+        return self.bank.device
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, k)`` squared distances, nearest first, and bank row ids (int64), as numpy."""
+        found_d, found_i = [], []
+        block = max(1, QUERY_BLOCK_ELEMENTS // max(1, self.bank.shape[0]))
+        with torch.inference_mode():
+            all_queries = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(self.device)
+            for start in range(0, all_queries.shape[0], block):
+                q = all_queries[start:start + block]
+                squared = (q * q).sum(dim=1, keepdim=True) + self.norms[None, :] - 2.0 * (q @ self.bank.T)
+                if k == 1:
+                    distance, ids = squared.min(dim=1, keepdim=True)
+                else:
+                    distance, ids = torch.topk(squared, k, dim=1, largest=False, sorted=True)
+                found_d.append(distance.clamp_min_(0.0))
+                found_i.append(ids)
+            distances = torch.cat(found_d).cpu().numpy()
+            rows = torch.cat(found_i).cpu().numpy().astype(np.int64)
+        return distances, rows
+
+
 class NearestNeighbours:
     """Mean distance from each query to its ``k`` nearest bank vectors (seed 000 steps 9–10).
 
     Vectors are L2-normalised, so ``cosine`` distance is ``‖a−b‖²/2`` and both
-    metrics share one L2 index.
+    metrics share one L2 index. A flat (exact) index is searched with :class:`ExactSearch`.
     """
 
-    def __init__(self, index: Any, distance: str):
+    def __init__(self, index: Any, distance: str, *, bank: np.ndarray | None = None,
+                 device: str | torch.device = "cpu"):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
         self.index = index
         self.distance = distance
+        self.exact: ExactSearch | None = None
+        if isinstance(index, faiss.IndexFlat):
+            vectors = bank if bank is not None else index.reconstruct_n(0, index.ntotal)
+            self.exact = ExactSearch(vectors, device)
+
+    def to(self, device: str | torch.device) -> "NearestNeighbours":
+        """Search on ``device`` (exact search only; faiss-cpu's approximate indexes stay on the CPU)."""
+        if self.exact is not None and self.exact.device != torch.device(device):
+            self.exact = ExactSearch(self.exact.bank.cpu().numpy(), device)
+        return self
 
     @classmethod
-    def build(cls, bank: np.ndarray, *, kind: str = "exact", distance: str = "l2", seed: int = 0) -> "NearestNeighbours":
+    def build(cls, bank: np.ndarray, *, kind: str = "exact", distance: str = "l2", seed: int = 0,
+              device: str | torch.device = "cpu") -> "NearestNeighbours":
         if kind not in _INDEXES:
             raise ValueError(f"unknown kNN index {kind!r}; choose one of: {', '.join(available_indexes())}")
         index = _INDEXES[kind](bank.shape[1], bank.shape[0])
@@ -75,11 +130,14 @@ class NearestNeighbours:
             index.cp.seed = seed
             index.train(sample)
         index.add(np.ascontiguousarray(bank, dtype=np.float32))
-        return cls(index, distance)
+        return cls(index, distance, bank=bank, device=device)
 
     @classmethod
-    def from_bytes(cls, data: bytes, distance: str) -> "NearestNeighbours":
-        return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8).copy()), distance)
+    def from_bytes(cls, data: bytes, distance: str, *, bank: np.ndarray | None = None,
+                   device: str | torch.device = "cpu") -> "NearestNeighbours":
+        """The index of a model folder; ``bank`` (its ``embeddings.npy``) saves rebuilding exact vectors."""
+        return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8).copy()), distance, bank=bank,
+                   device=device)
 
     def to_bytes(self) -> bytes:
         return faiss.serialize_index(self.index).tobytes()
@@ -92,8 +150,13 @@ class NearestNeighbours:
         """``(N, k)`` distances in this index's metric, nearest first, and the bank row ids."""
         if not 1 <= k <= self.size:
             raise ValueError(f"knn k must be in 1..{self.size} (the bank size), got {k}")
-        squared, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        squared, ids = self._search(queries, k)
         return self.from_squared(squared), ids
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.exact is not None:
+            return self.exact.search(queries, k)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
     def from_squared(self, squared: np.ndarray) -> np.ndarray:
         """Squared L2 distances → this index's metric."""
@@ -106,8 +169,7 @@ class NearestNeighbours:
 
     def neighbours(self, queries: np.ndarray, k: int) -> np.ndarray:
         """``(N, k)`` bank row ids, used to measure an approximate index's recall."""
-        _, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return ids
+        return self._search(queries, k)[1]
 
 
 def recall_at_k(exact_ids: np.ndarray, approx_ids: np.ndarray) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from anomalia.core.config import DEFAULT_CHUNK_PATCHES, PATCH_NORMS
-from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, random_projection
+from anomalia.core.coreset import PROJECTION_DIM, greedy_coreset, greedy_coreset_torch, random_projection
 
 DEFAULT_WORKERS = 2
 
@@ -43,7 +43,7 @@ class MemoryBankBuilder:
     """
 
     def __init__(self, ratio: float, *, seed: int, chunk_patches: int = DEFAULT_CHUNK_PATCHES,
-                 workers: int = DEFAULT_WORKERS):
+                 workers: int = DEFAULT_WORKERS, device: str | torch.device = "cpu"):
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"coreset ratio must be in (0, 1], got {ratio}")
         self.ratio = ratio
@@ -57,6 +57,7 @@ class MemoryBankBuilder:
         self._projection: np.ndarray | None = None
         self._chunks = 0
         self.n_seen = 0
+        self.device = torch.device(device)
 
     def add(self, embeddings: np.ndarray) -> None:
         """Add ``(..., C)`` patch vectors."""
@@ -83,7 +84,11 @@ class MemoryBankBuilder:
         if self.ratio >= 1.0:
             return chunk
         n = max(1, int(round(self.ratio * chunk.shape[0])))
-        chosen = greedy_coreset(chunk @ self._projection, n, seed=seed)
+        projected = chunk @ self._projection
+        if self.device.type == "cuda":  # the selection on the GPU the backbone already uses
+            chosen = greedy_coreset_torch(projected, n, seed=seed, device=self.device)
+        else:
+            chosen = greedy_coreset(projected, n, seed=seed)
         return chunk[np.sort(chosen)]
 
     def finish(self) -> np.ndarray:

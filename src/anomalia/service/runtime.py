@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import anyio
-import torch
 
+from anomalia.core.device import resolve_device
 from anomalia.service.settings import Settings
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
@@ -36,7 +36,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
-        return cls(settings=settings, extractors=ExtractorCache(settings.backend_device))
+        return cls(settings=settings, extractors=ExtractorCache(resolve_device(settings.backend_device)))
 
     @property
     def uptime_s(self) -> float:
@@ -44,7 +44,8 @@ class Runtime:
 
     @property
     def device(self) -> str:
-        return "cuda" if self.settings.backend_device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        """The device every backbone and exact kNN of this server runs on (``BACKEND_DEVICE`` resolved)."""
+        return self.extractors.device
 
     async def infer(self, function: Callable[..., T], *args: Any) -> T:
         """Run an inspection off the event loop."""

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from anomalia.core.features import available_backbones
 from anomalia.core.config import DISTANCES
+from anomalia.core.device import resolve_device
 from anomalia.store.overlay_files import OverlayFolder
 from anomalia.usecases.artifact_model import ArtifactOptions
 from anomalia.usecases.products import ProductOptions
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
     overlay_retention: str = "1000"
     # product models: /fit_ok, /calibrate_ng, /infer (seed 004, section 6)
     backend_data_root: Path = Path("data")
-    backend_device: str = "cpu"
+    backend_device: str = "auto"
     patchcore_coreset_ratio: float = Field(default=0.1, gt=0, le=1)
     patchcore_distance: str = "l2"
     patchcore_batch_size: int = Field(default=8, ge=1, le=256)
@@ -104,8 +105,7 @@ class Settings(BaseSettings):
     @field_validator("backend_device")
     @classmethod
     def _check_device(cls, value: str) -> str:
-        if value != "cpu" and not value.startswith("cuda"):
-            raise ValueError("BACKEND_DEVICE must be cpu or cuda[:N]")
+        resolve_device(value)  # auto | cpu | cuda[:N], and CUDA must be there when asked for
         return value
 
     @property

@@ -72,6 +72,7 @@ def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | Non
         "threshold": detector.threshold_,
         "embedding_version": embedding_version(config, extractor.info.layers),
         "holdout_scores": [float(s) for s in detector.holdout_scores_],
+        "fitted_on": str(detector.device),  # informative only: a model folder loads on any device
         "config": config.to_dict(),
     }
     manifest.update(extra or {})

@@ -117,7 +117,7 @@ def load_model(folder: Path, *, extractor_provider: ExtractorProvider = default_
         if verify_hashes and expected and file_sha256(folder / name) != expected:
             raise ModelFormatError(f"{folder / name} does not match the hash in its manifest")
     bank = np.load(folder / EMBEDDINGS, allow_pickle=False)
-    knn = NearestNeighbours.from_bytes((folder / INDEX).read_bytes(), config.distance)
+    knn = NearestNeighbours.from_bytes((folder / INDEX).read_bytes(), config.distance, bank=bank)
     detector = PatchCore.from_bank(config, bank, weights_fingerprint=manifest["weights_fingerprint"],
                                    extractor=extractor_provider(config), knn=knn,
                                    threshold=manifest.get("threshold"))
