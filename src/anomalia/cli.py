@@ -46,7 +46,8 @@ def _add_fit(commands) -> None:
     fit.add_argument("--stride", type=int, default=defaults.stride)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--color", default=defaults.color, choices=COLOR_MODES)
-    fit.add_argument("--knn-index", default=defaults.knn_index, help="exact | hnsw | ivf")
+    fit.add_argument("--knn-index", default=defaults.knn_index,
+                     help="auto (exact up to 32 768 bank rows, else IVF at measured recall >= 0.99) | exact | hnsw | ivf")
     fit.add_argument("--distance", default=defaults.distance, choices=DISTANCES)
     fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=SCORE_METHODS)
     fit.add_argument("--score-k", type=int, default=defaults.score_k,

@@ -17,7 +17,7 @@ def test_defaults_are_the_documented_ones():
     why); PatchCore's sigma 4; fit's 20 % holdout and p99.5 × 1.1 threshold."""
     config = PatchCoreConfig()
     assert (config.backbone, config.weights, config.img_size, config.coreset_ratio, config.knn_k, config.stride,
-            config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 1, 1, 0, "rgb", "exact")
+            config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 1, 1, 0, "rgb", "auto")
     assert (config.distance, config.normalize, config.smoothing_sigma, config.map_alignment,
             config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "reweighted")
     assert (config.patch_norm, config.aggregation, config.score_k) == ("none", 3, 9)
@@ -28,7 +28,7 @@ def test_defaults_are_the_documented_ones():
 
 @pytest.mark.parametrize("field, value, allowed", [
     ("color", "blue", "rgb, gray"), ("normalize", "zscore", "imagenet, unit"), ("distance", "manhattan", "l2, cosine"),
-    ("knn_index", "annoy", "exact, hnsw, ivf"), ("score_method", "mean", "max, p99, reweighted"), ("patch_norm", "unit", "none, l2"),
+    ("knn_index", "annoy", "auto, exact, hnsw, ivf"), ("score_method", "mean", "max, p99, reweighted"), ("patch_norm", "unit", "none, l2"),
     ("map_alignment", "centre", "receptive_field, resize"),
 ])
 def test_a_choice_outside_the_list_names_the_field_and_the_list(field, value, allowed):

@@ -158,7 +158,7 @@ def test_the_default_seed_is_zero():
 
 
 def test_an_unknown_kind_gets_the_exact_list(small):
-    with pytest.raises(ValueError, match="^unknown kNN index 'annoy'; choose one of: exact, hnsw, ivf$"):
+    with pytest.raises(ValueError, match="^unknown kNN index 'annoy'; choose one of: auto, exact, hnsw, ivf$"):
         NearestNeighbours.build(small[0], kind="annoy")
 
 
@@ -200,3 +200,28 @@ def test_exact_search_on_cuda_matches_the_cpu():
     gpu_d, gpu_i = NearestNeighbours.build(bank, device="cuda").search(queries, 3)
     np.testing.assert_allclose(gpu_d, cpu_d, rtol=1e-4, atol=1e-5)
     assert (gpu_i == cpu_i).mean() > 0.99
+
+
+def test_auto_keeps_a_small_bank_exact_and_measures_an_ivf_above_the_limit(monkeypatch):
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(3000, dim=32, clusters=16, rank=4, seed=11)
+    probes = structured_bank(400, dim=32, clusters=16, rank=4, seed=12)
+    index, report = knn.auto_index(bank, probes, 1)
+    assert index.exact is not None and report["kind"] == "exact" and report["bank_rows"] == 3000
+    monkeypatch.setattr(knn, "AUTO_EXACT_MAX_ROWS", 1000)
+    index, report = knn.auto_index(bank, probes, 1)
+    assert report["kind"] == "ivf" and report["recall_at_k"] >= 0.99 and report["nprobe"] in knn.AUTO_NPROBES
+    truth = NearestNeighbours.build(bank).neighbours(probes, 1)
+    assert recall_at_k(truth, index.neighbours(probes, 1)) == pytest.approx(report["recall_at_k"])
+    monkeypatch.setattr(knn, "AUTO_MIN_RECALL", 1.01)  # unreachable: exact search, and the manifest says why
+    index, report = knn.auto_index(bank, probes, 1)
+    assert index.exact is not None and report["kind"] == "exact" and "fallback" in report
+
+
+def test_a_fit_with_auto_records_its_choice(good_images):
+    from anomalia.core.detector import PatchCore, PatchCoreConfig
+
+    detector = PatchCore(PatchCoreConfig(weights="random", knn_index="auto", holdout_fraction=0.0)).fit(good_images[:4])
+    assert detector.knn_report_["requested"] == "auto" and detector.knn_report_["kind"] == "exact"
+    assert detector.knn_report_["probe_patches"] == 4 * 64 and detector.knn_.exact is not None

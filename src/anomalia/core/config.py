@@ -55,7 +55,7 @@ class PatchCoreConfig:
     knn_k: int = 1
     stride: int = 1
     distance: str = "l2"
-    knn_index: str = "exact"
+    knn_index: str = "auto"
     smoothing_sigma: float = 4.0
     map_alignment: str = "receptive_field"
     score_method: str = "reweighted"

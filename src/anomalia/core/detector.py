@@ -13,7 +13,7 @@ from anomalia.core.calibration import calibrate
 from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features import FeatureExtractor, create_extractor
 from anomalia.core.image import to_model_input
-from anomalia.core.knn import NearestNeighbours
+from anomalia.core.knn import NearestNeighbours, auto_index
 from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
 from anomalia.core.scoring import anomaly_map, density_weight, image_score
 
@@ -36,6 +36,9 @@ class Prediction:
 
 
 Progress = Callable[[int], None]
+PROBES_PER_IMAGE = 64
+MAX_PROBES = 4096
+"""Patches kept from the taught images to measure an approximate index's recall (``knn_index="auto"``)."""
 
 
 class _Subset(Sequence):
@@ -80,11 +83,17 @@ class PatchCore:
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed,
                                     chunk_patches=config.coreset_chunk_patches, device=self.device)
         timings = {"features_s": 0.0, "coreset_s": 0.0}
+        rng = np.random.default_rng(config.seed)
+        probes: list[np.ndarray] = []
         try:
             for batch in self._batches(_Subset(images, train)):
                 started = time.perf_counter()
                 embeddings = self.embed(batch)
                 timings["features_s"] += time.perf_counter() - started
+                if config.knn_index == "auto" and len(probes) * PROBES_PER_IMAGE < MAX_PROBES:
+                    rows = embeddings.reshape(len(batch), -1, embeddings.shape[-1])
+                    picks = rng.choice(rows.shape[1], size=min(PROBES_PER_IMAGE, rows.shape[1]), replace=False)
+                    probes.extend(rows[:, picks])
                 started = time.perf_counter()
                 builder.add(embeddings)
                 timings["coreset_s"] += time.perf_counter() - started
@@ -96,6 +105,8 @@ class PatchCore:
             builder.close()
         timings["coreset_wait_s"] = time.perf_counter() - started
         self.weights_fingerprint_ = extractor.fingerprint
+        self.probe_patches_ = (np.concatenate(probes) if probes
+                               else np.empty((0, self.memory_bank_.shape[1]), np.float32))
         self.knn_ = self._index(self.memory_bank_)
         self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
         started = time.perf_counter()
@@ -110,7 +121,13 @@ class PatchCore:
         return self
 
     def _index(self, bank: np.ndarray) -> NearestNeighbours:
+        """The configured index; ``auto`` picks exact or IVF by the bank's size and measured recall."""
         config = self.config
+        if config.knn_index == "auto":
+            index, self.knn_report_ = auto_index(bank, self.probe_patches_, config.knn_k, distance=config.distance,
+                                                 seed=config.seed, device=self.device)
+            return index
+        self.knn_report_ = {"requested": config.knn_index, "kind": config.knn_index, "bank_rows": int(bank.shape[0])}
         return NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance, seed=config.seed,
                                        device=self.device)
 

@@ -28,7 +28,8 @@ def register_index(name: str) -> Callable[[KnnFactory], KnnFactory]:
 
 
 def available_indexes() -> list[str]:
-    return sorted(_INDEXES)
+    """The index kinds a config may name; ``auto`` chooses one at fit time (:func:`auto_index`)."""
+    return sorted([*_INDEXES, "auto"])
 
 
 @register_index("exact")
@@ -59,6 +60,36 @@ def _ivf(dim: int, n: int) -> Any:
 
 QUERY_BLOCK_ELEMENTS = 1 << 24
 """Largest ``queries × bank`` distance block held at once (64 MiB in fp32), whatever the bank size."""
+
+
+AUTO_EXACT_MAX_ROWS = 32_768
+"""``knn_index="auto"``: banks up to this size are searched exactly (cheap next to the backbone)."""
+AUTO_MIN_RECALL = 0.99
+AUTO_NPROBES = (8, 16, 32, 64, 128)
+
+
+def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = "l2", seed: int = 0,
+               device: str | torch.device = "cpu") -> tuple["NearestNeighbours", dict[str, Any]]:
+    """Exact search for a small bank; above :data:`AUTO_EXACT_MAX_ROWS` rows an IVF index whose
+    ``nprobe`` is the smallest giving recall@k >= :data:`AUTO_MIN_RECALL` on ``probes`` (patches
+    of the taught images, most of them not in the bank), or exact search when none does.
+
+    Returns the index and a report for the manifest: kind, nprobe, measured recall, probe count.
+    """
+    exact = NearestNeighbours.build(bank, kind="exact", distance=distance, seed=seed, device=device)
+    report: dict[str, Any] = {"requested": "auto", "kind": "exact", "bank_rows": int(bank.shape[0]),
+                              "recall_at_k": 1.0, "k": k, "probe_patches": int(probes.shape[0])}
+    if bank.shape[0] <= AUTO_EXACT_MAX_ROWS or probes.shape[0] == 0:
+        return exact, report
+    truth = exact.neighbours(probes, k)
+    approximate = NearestNeighbours.build(bank, kind="ivf", distance=distance, seed=seed)
+    for nprobe in AUTO_NPROBES:
+        approximate.index.nprobe = min(nprobe, approximate.index.nlist)
+        recall = recall_at_k(truth, approximate.neighbours(probes, k))
+        if recall >= AUTO_MIN_RECALL:
+            return approximate, {**report, "kind": "ivf", "nprobe": int(approximate.index.nprobe),
+                                 "nlist": int(approximate.index.nlist), "recall_at_k": recall}
+    return exact, {**report, "fallback": f"ivf recall {recall:.4f} < {AUTO_MIN_RECALL} at nprobe {nprobe}"}
 
 
 class ExactSearch:
@@ -121,6 +152,9 @@ class NearestNeighbours:
     @classmethod
     def build(cls, bank: np.ndarray, *, kind: str = "exact", distance: str = "l2", seed: int = 0,
               device: str | torch.device = "cpu") -> "NearestNeighbours":
+        """An index of ``kind`` over ``bank`` (``auto`` without probe patches means exact)."""
+        if kind == "auto":
+            kind = "exact"
         if kind not in _INDEXES:
             raise ValueError(f"unknown kNN index {kind!r}; choose one of: {', '.join(available_indexes())}")
         index = _INDEXES[kind](bank.shape[1], bank.shape[0])

@@ -73,6 +73,7 @@ def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | Non
         "embedding_version": embedding_version(config, extractor.info.layers),
         "holdout_scores": [float(s) for s in detector.holdout_scores_],
         "fitted_on": str(detector.device),  # informative only: a model folder loads on any device
+        "knn": getattr(detector, "knn_report_", None),  # the index kind chosen and, if approximate, its recall
         "config": config.to_dict(),
     }
     manifest.update(extra or {})
