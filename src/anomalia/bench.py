@@ -27,7 +27,7 @@ import torch
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
 from anomalia.core.image import decode_image, to_model_input
-from anomalia.core.knn import NearestNeighbours, recall_at_k
+from anomalia.core.knn import NearestNeighbours, auto_index, recall_at_k
 from anomalia.core.memory_bank import patch_embeddings
 from anomalia.core.scoring import normalise
 from anomalia.usecases.evaluation import evaluate
@@ -104,6 +104,41 @@ def batch_throughput(detector: PatchCore, test: list[np.ndarray], repeats: int) 
             detector.anomaly_maps(test[start:start + 8])
         rates.append(len(test) / (time.perf_counter() - started))
     return rates
+
+
+def bank_sweep(sizes: list[int], repeats: int) -> dict[int, dict]:
+    """Batch-1 ``predict`` on banks of real patch embeddings of growing size (``knn_index`` auto), as a
+    ratio to the backbone's own forward pass on the same image, timed one after the other."""
+    config = PatchCoreConfig(weights="random", holdout_fraction=0.0)
+    extractor = PatchCore(config).feature_extractor()
+    embedder = PatchCore(config, extractor=extractor)
+    n_images = max(sizes) // 1024 + 5
+    patches = np.concatenate([embedder.embed(images(min(8, n_images - i), offset=20_000 + i)).reshape(-1, 384)
+                              for i in range(0, n_images, 8)])
+    probes, pool = patches[-4096:], patches[:-4096]
+    test = images(12, offset=30_000)
+    rng = np.random.default_rng(0)
+    report = {}
+    for size in sizes:
+        bank = pool[np.sort(rng.choice(len(pool), size=min(size, len(pool)), replace=False))]
+        knn, choice = auto_index(bank, probes, config.knn_k)
+        detector = PatchCore.from_bank(config, bank, weights_fingerprint=extractor.fingerprint, extractor=extractor,
+                                       knn=knn)
+        detector.predict(test[:2])  # warm-up
+        ratios, predict_ms = [], []
+        for _ in range(repeats):
+            for image in test:
+                batch = to_model_input([image], config.img_size, config.color, config.normalize)
+                started = time.perf_counter()
+                with torch.inference_mode():
+                    extractor(batch, config.aggregation)
+                backbone = time.perf_counter() - started
+                started = time.perf_counter()
+                detector.predict([image])
+                predict_ms.append((time.perf_counter() - started) * 1000)
+                ratios.append(predict_ms[-1] / (backbone * 1000))
+        report[size] = {"ratio": ratios, "ms": predict_ms, "knn": choice}
+    return report
 
 
 def knn_comparison(bank: np.ndarray, queries: np.ndarray, k: int, repeats: int) -> dict[str, dict]:
@@ -183,6 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     out["batch8_images_per_s"] = rates
     print(f"{'batch 8 throughput (images/s)':44s} {spread(rates)}")
 
+    sizes = [10_000, 50_000, 200_000] if args.large else [10_000, 50_000]
+    out["bank_sweep"] = sweep = bank_sweep(sizes, args.repeats)
+    for size, figures in sweep.items():
+        choice = figures["knn"]
+        index = choice["kind"] + (f" nprobe {choice['nprobe']} recall {choice['recall_at_k']:.3f}"
+                                  if choice["kind"] == "ivf" else "")
+        print(f"{f'batch 1 predict / backbone, bank {size // 1000}k ({index})':44s} {spread(figures['ratio'])}")
+
     queries = np.concatenate([detector.embed(test[i:i + 8]).reshape(-1, 384) for i in range(0, 16, 8)])
     banks = {"1x": detector.memory_bank_}
     if args.large:
@@ -190,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         out["fit_1000"] = large
         print(f"{'fit 1000 images (s)   [target 180 s]':44s} {spread([large['fit_s']])}")
         print(f"{'peak RSS fit 1000 (GB)   [target 3 GB]':44s} {spread([large['peak_rss_gb']])}")
+        print(f"{'  fit 1000 / backbone (ratio to the floor)':44s} {spread([large['fit_s'] / large['features_s']])}")
         big = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(1000))
         banks["10x"] = big.memory_bank_
     out["knn"] = {}

@@ -13,13 +13,13 @@ OK = PatchCoreConfig(weights="random")
 
 def test_defaults_are_the_documented_ones():
     """README "Command line": --img-size 256 --coreset-ratio 0.1 --knn-k 1 --stride 1 --seed 0 --color rgb
-    --knn-index exact --patch-norm none --aggregation 3 --score reweighted --score-k 9 (docs/ACCURACY.md says
+    --knn-index auto --patch-norm none --aggregation 3 --score max --score-k 9 (docs/ACCURACY.md says
     why); PatchCore's sigma 4; fit's 20 % holdout and p99.5 × 1.1 threshold."""
     config = PatchCoreConfig()
     assert (config.backbone, config.weights, config.img_size, config.coreset_ratio, config.knn_k, config.stride,
             config.seed, config.color, config.knn_index) == ("resnet18", "imagenet", 256, 0.1, 1, 1, 0, "rgb", "auto")
     assert (config.distance, config.normalize, config.smoothing_sigma, config.map_alignment,
-            config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "reweighted")
+            config.score_method) == ("l2", "imagenet", 4.0, "receptive_field", "max")
     assert (config.patch_norm, config.aggregation, config.score_k) == ("none", 3, 9)
     assert (config.holdout_fraction, config.score_percentile, config.safety_factor) == (0.2, 0.995, 1.1)
     assert (config.batch_size, config.coreset_chunk_patches) == (8, 16384)

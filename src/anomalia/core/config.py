@@ -58,7 +58,7 @@ class PatchCoreConfig:
     knn_index: str = "auto"
     smoothing_sigma: float = 4.0
     map_alignment: str = "receptive_field"
-    score_method: str = "reweighted"
+    score_method: str = "max"
     score_k: int = 9
     seed: int = 0
     batch_size: int = 8
