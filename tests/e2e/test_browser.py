@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import cv2
 import httpx
 import pytest
-from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, fit_with_cli, screenshot
+from support.browser import CHROMIUM, VIEWPORT, fit_with_cli, screenshot
 from support.images import png
 from support.server import Server, server_env
 
@@ -116,16 +116,6 @@ def defect(server, samples):
     path = samples / "defect.png"
     path.write_bytes(best[0])
     return path, best[1]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import math
 
 import httpx
 import pytest
-from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from support.browser import CHROMIUM, VIEWPORT
 from support.server import Server, server_env
 
 from anomalia.core.roi_mask import AnnulusShape, CircleShape, RectShape
@@ -44,16 +44,6 @@ def server(single_model_dir, tmp_path_factory):
     running = Server(root, server_env(root, single_model_dir)).start()
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def open_page(browser, url: str, *, health_patch: dict | None = None, drop: tuple[str, ...] = ()):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalia.usecases.products import CalibrationStatistics
+
 
 class CalibrateRequest(BaseModel):
     """``POST /calibrate_ng`` body. ``model_version`` (optional) guards against calibrating a newer model."""
@@ -60,23 +62,10 @@ class FitResponse(ModelSummary):
     timings_s: dict[str, float]
 
 
-class CalibrationStats(BaseModel):
-    method: str = Field(description="ok_ng_midpoint or ok_percentile")
-    n_ok: int
-    n_ng: int
-    ok_p99: float
-    ok_percentile_value: float
-    score_percentile: float
-    safety_factor: float
-    ng_p5: float | None
-    ok_mean: float
-    ok_max: float
-    ng_min: float | None
-
-
 class CalibrateResponse(ModelSummary):
     bank_version: str
-    statistics: CalibrationStats
+    statistics: CalibrationStatistics = Field(description="method: ok_ng_midpoint or ok_percentile; the "
+                                                    "scores the threshold was chosen from")
     overlap: bool
     warnings: list[str]
 
