@@ -176,7 +176,7 @@ def accuracy_comparison(n_train: int) -> dict[str, dict]:
             started = time.perf_counter()
             detector = PatchCore(config).fit(train)
             fit_s = time.perf_counter() - started
-            result, _ = evaluate(detector, root)
+            result = evaluate(detector, root).result
             report[name] = {**result.to_dict(), "fit_s": fit_s}
     return report
 

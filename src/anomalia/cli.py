@@ -183,11 +183,11 @@ def cmd_evaluate(args) -> int:
 
     with _chatter_to_stderr():
         loaded = open_model(args.model_dir, args.device)
-    result, curves = evaluate(loaded.detector, args.dataset_dir)
+    evaluation = evaluate(loaded.detector, args.dataset_dir)
+    result = evaluation.result
     if args.plot:
-        labelled = {"image": (*curves["image"][:2], result.image_auroc)}
-        if "pixel" in curves:
-            labelled["pixel"] = (*curves["pixel"][:2], result.pixel_auroc)
+        curves = [curve for curve in (evaluation.image, evaluation.pixel) if curve is not None]
+        labelled = {name: (curve.fpr, curve.tpr, curve.auroc) for name, curve in zip(("image", "pixel"), curves)}
         args.plot.write_bytes(encode_png(roc_plot(labelled)))
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -103,7 +103,7 @@ def score_surface(suite: Suite, name: str, config: PatchCoreConfig, extractor: F
     detector = PatchCore(config, extractor=extractor).fit(ImageFiles(list_images(folder / "train" / "good")))
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
-    result, _ = evaluate(detector, folder)
+    result = evaluate(detector, folder).result
     return SurfaceResult(surface=name, family=surface.family, colour=surface.colour,
                          image_auroc=result.image_auroc, pixel_auroc=result.pixel_auroc, pro=result.pro,
                          fit_s=fit_s, eval_s=time.perf_counter() - started,

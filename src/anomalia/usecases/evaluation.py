@@ -14,6 +14,25 @@ from anomalia.store.image_files import list_images, read_image
 
 
 @dataclass(frozen=True)
+class RocCurve:
+    """False and true positive rates at each threshold (decreasing), with the area under them."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    auroc: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The figures and the curves they come from; ``pixel`` only when every defect image has a mask."""
+
+    result: EvaluationResult
+    image: RocCurve
+    pixel: RocCurve | None
+
+
+@dataclass(frozen=True)
 class Sample:
     path: Path
     label: int
@@ -46,7 +65,7 @@ def _mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 127
 
 
-def evaluate(detector: PatchCore, dataset: Path, *, progress=None) -> tuple[EvaluationResult, dict]:
+def evaluate(detector: PatchCore, dataset: Path, *, progress=None) -> Evaluation:
     """Image AUROC always; pixel AUROC and PRO when every defect image has a mask."""
     samples = collect_samples(dataset)
     scores, maps, masks = [], [], []
@@ -65,9 +84,10 @@ def evaluate(detector: PatchCore, dataset: Path, *, progress=None) -> tuple[Eval
         pixel_auroc=pixel_auroc(masks, maps) if with_masks else None,
         pro=pro_score(masks, maps) if with_masks else None,
         n_good=int((labels == 0).sum()), n_defect=int((labels == 1).sum()))
-    curves = {"image": roc_curve(labels, np.array(scores))}
-    if with_masks:
+    image = RocCurve(*roc_curve(labels, np.array(scores)), auroc=result.image_auroc)
+    pixel = None
+    if with_masks and result.pixel_auroc is not None:
         flat_masks = np.concatenate([m.ravel() for m in masks])
         flat_maps = np.concatenate([m.ravel() for m in maps])
-        curves["pixel"] = roc_curve(flat_masks.astype(int), flat_maps)
-    return result, curves
+        pixel = RocCurve(*roc_curve(flat_masks.astype(int), flat_maps), auroc=result.pixel_auroc)
+    return Evaluation(result=result, image=image, pixel=pixel)
