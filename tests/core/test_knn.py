@@ -231,3 +231,20 @@ def test_a_fit_with_auto_records_its_choice(good_images):
     detector = PatchCore(PatchCoreConfig(weights="random", knn_index="auto", holdout_fraction=0.0)).fit(good_images[:4])
     assert detector.knn_report_["requested"] == "auto" and detector.knn_report_["kind"] == "exact"
     assert detector.knn_report_["probe_patches"] == 4 * 64 and detector.knn_.exact is not None
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_behind_an_approximate_index_each_images_largest_distance_is_the_exact_one(k):
+    """An IVF probing 1 list of many misses neighbours (inflated distances); the image's maximum,
+    what its score reads, must still be exact search's."""
+    bank = structured_bank(4000, dim=32, clusters=16, rank=4, seed=21)
+    images = structured_bank(4 * 256, dim=32, clusters=16, rank=4, seed=22).reshape(4, 256, 32)
+    poor = NearestNeighbours.build(bank, kind="ivf")
+    poor.index.nprobe = 1
+    exact = NearestNeighbours.build(bank)
+    raw = poor.search(images.reshape(-1, 32), k)[0].mean(axis=1).reshape(4, 256)
+    truth = exact.search(images.reshape(-1, 32), k)[0].mean(axis=1).reshape(4, 256)
+    assert (raw > truth + 1e-4).mean() > 0.05  # the index really is poor: the test means something
+    refined = poor.search_images(images, k)[0].mean(axis=2)
+    np.testing.assert_allclose(refined.max(axis=1), truth.max(axis=1), rtol=1e-5)
+    assert (refined >= truth - 1e-5).all()  # never below exact: only upper bounds or exact values

@@ -211,8 +211,8 @@ class PatchCore:
         """Embeddings ``(B, h, w, C)``, mean kNN distance ``(B, h, w)`` and nearest bank row ``(B, h, w)``."""
         embeddings = self.embed(images)
         b, h, w, c = embeddings.shape
-        distances, ids = self.knn_.search(embeddings.reshape(-1, c), self.config.knn_k)
-        return embeddings, distances.mean(axis=1).reshape(b, h, w), ids[:, 0].reshape(b, h, w)
+        distances, ids = self.knn_.search_images(embeddings.reshape(b, h * w, c), self.config.knn_k)
+        return embeddings, distances.mean(axis=2).reshape(b, h, w), ids[:, :, 0].reshape(b, h, w)
 
     def map_from_distances(self, patch_distances: np.ndarray) -> np.ndarray:
         """``(h, w)`` patch distances → ``(img_size, img_size)`` smoothed map."""
