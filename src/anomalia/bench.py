@@ -54,6 +54,7 @@ def _fit_child(n_images: int, knn_index: str, queue) -> None:
     elapsed = time.perf_counter() - started
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     queue.put({"fit_s": elapsed, "peak_rss_gb": peak_gb, "bank": int(detector.memory_bank_.shape[0]),
+               "knn": detector.knn_report_,
                **{k: round(v, 3) for k, v in detector.fit_timings_.items()}})
 
 
@@ -63,7 +64,7 @@ def measure_fit(n_images: int, repeats: int) -> list[dict]:
     results = []
     for _ in range(repeats):
         queue = context.Queue()
-        process = context.Process(target=_fit_child, args=(n_images, "exact", queue))
+        process = context.Process(target=_fit_child, args=(n_images, PatchCoreConfig().knn_index, queue))
         process.start()
         results.append(queue.get())
         process.join()
