@@ -250,3 +250,13 @@ def test_behind_an_approximate_index_each_images_largest_distance_is_the_exact_o
     refined = poor.search_images(images, k)[0].mean(axis=2)
     np.testing.assert_allclose(refined.max(axis=1), truth.max(axis=1), rtol=1e-5)
     assert (refined >= truth - 1e-5).all()  # never below exact: only upper bounds or exact values
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_adding_rows_to_an_index_finds_them(kind):
+    bank = structured_bank(1200, dim=32, clusters=8, rank=4, seed=31)
+    index = NearestNeighbours.build(bank[:1000], kind=kind)
+    index.add(bank[1000:], bank)
+    assert index.size == 1200
+    found = index.neighbours(bank[1000:1100], 1)[:, 0]
+    assert (found == np.arange(1000, 1100)).mean() > 0.95  # each added row is its own nearest neighbour

@@ -112,16 +112,17 @@ class PatchCore:
         started = time.perf_counter()
         self.holdout_scores_, held_out_bank, held_out_patches = self._score_holdout(_Subset(images, holdout), progress)
         timings["holdout_s"] = time.perf_counter() - started
-        if held_out_bank is not None:
+        if held_out_bank is not None:  # the index grows; its kind and measured search effort stay
             self.memory_bank_ = np.concatenate([self.memory_bank_, held_out_bank])
-            self.knn_ = self._index(self.memory_bank_)
+            self.knn_.add(held_out_bank, self.memory_bank_)
+            self.knn_report_["bank_rows"] = int(self.memory_bank_.shape[0])
         self.n_embeddings_ = builder.n_seen + held_out_patches
         self.threshold_ = self._default_threshold()
         self.fit_timings_ = timings
         return self
 
     def _index(self, bank: np.ndarray) -> NearestNeighbours:
-        """The configured index; ``auto`` picks exact or IVF by the bank's size and measured recall."""
+        """The configured index; ``auto`` measures which search keeps the recall fastest (``auto_index``)."""
         config = self.config
         if config.knn_index == "auto":
             index, self.knn_report_ = auto_index(bank, self.probe_patches_, config.knn_k, distance=config.distance,

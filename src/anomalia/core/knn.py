@@ -180,6 +180,13 @@ class NearestNeighbours:
             vectors = bank if bank is not None else index.reconstruct_n(0, index.ntotal)
             self.exact = ExactSearch(vectors, device)
 
+    def add(self, vectors: np.ndarray, bank: np.ndarray) -> None:
+        """Append ``vectors`` to the index; ``bank`` is the whole bank after it (for exact search)."""
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.bank, self._refiner = bank, None
+        if self.exact is not None:
+            self.exact = ExactSearch(bank, self.exact.device)
+
     def to(self, device: str | torch.device) -> "NearestNeighbours":
         """Search on ``device`` (exact search only; faiss-cpu's approximate indexes stay on the CPU)."""
         if self.exact is not None and self.exact.device != torch.device(device):
