@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from anomalia.core.detector import NotFittedError, WeightsMismatchError
 from anomalia.core.features.base import WeightsUnavailableError
-from anomalia.core.image import ImageDecodeError, ImageTooLargeError
+from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError
 from anomalia.store.manifest import ModelFormatError
 from anomalia.store.model_store import InvalidIdentifier
 from anomalia.usecases.backbones import WeightsFileError
@@ -39,6 +39,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     InvalidIdentifier: 400,
     ImageDecodeError: 400,
+    ImageTooSmallError: 400,
     ModelNotFound: 404,
     Conflict: 409,
     WeightsMismatchError: 409,
