@@ -215,9 +215,40 @@ def test_binarize_counts_nan_as_cold_and_an_empty_result_is_uint8() -> None:
     assert adaptive_empty.dtype == np.uint8 and adaptive_empty.shape == (8, 8)
 
 
-def test_a_one_pixel_map_is_a_map() -> None:
+def test_a_one_pixel_map_is_a_map_but_its_pixel_is_no_region() -> None:
+    """A blob without area (a point) is not a region, even with ``area_min=0`` (issue 10, class 8)."""
     assert binarize(np.full((1, 1), 0.9, dtype=np.float32), 0.5).shape == (1, 1)
-    assert len(find_regions(np.full((1, 1), 255, dtype=np.uint8), np.ones((1, 1)), area_min=0)) == 1
+    assert find_regions(np.full((1, 1), 255, dtype=np.uint8), np.ones((1, 1)), area_min=0) == []
+
+
+def _polygon_area(polygon) -> float:
+    points = np.array(polygon, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def test_points_and_one_pixel_lines_are_no_regions() -> None:
+    """What a shape's edge can leave of a blob after the morphology: slivers without area."""
+    binary = np.zeros((20, 20), dtype=np.uint8)
+    binary[3, 3] = 255
+    binary[10, 2:12] = 255
+    binary[2:18, 15] = 255
+    binary[16, 2:6] = 255
+    assert find_regions(binary, binary.astype(np.float32), area_min=0) == []
+
+
+@pytest.mark.parametrize("scale", [(1.0, 1.0), (0.25, 0.25), (0.1, 1.0)])
+def test_every_region_polygon_encloses_area(scale) -> None:
+    """A two-pixel-thick blob simplified with epsilon 2, or small blobs shrunk onto a smaller image,
+    fold onto a line or a point; they are outlined by the box of the pixels they cover instead."""
+    binary = np.zeros((40, 80), dtype=np.uint8)
+    binary[5:7, 5:60] = 255  # two pixels thick
+    binary[20:24, 10:14] = 255  # 4 x 4
+    binary[30:33, 40:75] = 255  # three pixels thick
+    regions = find_regions(binary, binary.astype(np.float32), area_min=0, scale=scale)
+    assert len(regions) == 3
+    for region in regions:
+        assert region.area_px > 0 and len(region.polygon) >= 3 and _polygon_area(region.polygon) > 0
 
 
 def test_polygon_points_reach_every_edge_of_a_wide_map_and_are_ints() -> None:
@@ -232,12 +263,13 @@ def test_polygon_points_reach_every_edge_of_a_wide_map_and_are_ints() -> None:
     assert all(type(value) is int for point in points for value in point)
 
 
-def test_a_one_pixel_region_in_the_far_corner_of_a_downscaled_wide_map() -> None:
-    """Map 16 x 8 shown at a quarter (4 x 2 pixels): the pixel at (15, 7) lands in the last original pixel."""
+def test_a_small_region_in_the_far_corner_of_a_downscaled_wide_map() -> None:
+    """Map 16 x 8 shown at a quarter (4 x 2 pixels): the 4 x 4 blob at (12..15, 4..7) lands in the last
+    original pixel, and is outlined by that pixel's edges."""
     binary = np.zeros((8, 16), dtype=np.uint8)
-    binary[7, 15] = 255
+    binary[4:8, 12:16] = 255
     (region,) = find_regions(binary, binary.astype(np.float32), area_min=0, scale=(0.25, 0.25))
-    assert region.bbox == (3, 1, 1, 1) and region.polygon == ((3, 1),)
+    assert region.bbox == (3, 1, 1, 1) and region.polygon == ((3, 1), (4, 1), (4, 2), (3, 2))
 
 
 def test_polygons_are_simplified_with_an_epsilon_of_two_pixels() -> None:

@@ -53,6 +53,7 @@ def test_shapes_are_frozen() -> None:
         ({"kind": "circle", "cx": None, "cy": 5, "r": 1}, "field 'cx' must be a number"),
         ({"kind": "rect", "x": 0, "y": 0, "w": float("nan"), "h": 1}, "'w' must be finite"),
         ({"kind": "rect", "x": 0, "y": float("inf"), "w": 1, "h": 1}, "'y' must be finite"),
+        ({"kind": "rect", "x": 10**400, "y": 0, "w": 1, "h": 1}, "'x' must be finite"),  # beyond float range
         ({"kind": "rect", "x": 0, "y": 0, "w": 0, "h": 1}, "w and h must be > 0"),
         ({"kind": "rect", "x": 0, "y": 0, "w": 1, "h": -2}, "w and h must be > 0"),
         ({"kind": "circle", "cx": 5, "cy": 5, "r": 0}, "r must be > 0"),

@@ -20,12 +20,23 @@ class ImageTooLargeError(ValueError):
     """The image declares more pixels than allowed (decompression-bomb guard)."""
 
 
-def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+class ImageTooSmallError(ValueError):
+    """The image is narrower or shorter than the smallest side that can be inspected."""
+
+
+def _check_side(width: int, height: int, min_side: int | None) -> None:
+    if min_side is not None and min(width, height) < min_side:
+        raise ImageTooSmallError(f"image of {width}x{height} pixels is too small; both sides must be at least "
+                                 f"{min_side} pixels")
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = None, min_side: int | None = None) -> np.ndarray:
     """Decode to 8-bit BGR ``(H, W, 3)`` from BGR, BGRA, grey or 16-bit input.
 
     With ``max_pixels``, the header is checked first, so a small file that declares
     a huge image is refused before OpenCV allocates it; formats whose header we do
-    not read (e.g. JPEG 2000, OpenEXR) are then refused as undecodable.
+    not read (e.g. JPEG 2000, OpenEXR) are then refused as undecodable. With
+    ``min_side``, an image with a shorter side is refused (``ImageTooSmallError``).
     """
     if not data:
         raise ImageDecodeError("Archivo vacío.")
@@ -35,11 +46,14 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
             raise ImageDecodeError("No se pudo decodificar la imagen.")
         if size[0] * size[1] > max_pixels:
             raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    if size is not None:
+        _check_side(size[0], size[1], min_side)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError("No se pudo decodificar la imagen.")
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         raise ImageTooLargeError(f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds {max_pixels} pixels")
+    _check_side(image.shape[1], image.shape[0], min_side)
     return to_bgr8(image)
 
 

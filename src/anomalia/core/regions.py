@@ -127,6 +127,21 @@ def _scaled_bbox(
     return x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)
 
 
+def _outline(
+    contour: np.ndarray, epsilon: float, scale: tuple[float, float], size: tuple[int, int]
+) -> tuple[tuple[int, int], ...]:
+    """The simplified polygon, or the box of the pixels covered when that polygon has no area.
+
+    Simplifying a blob two pixels thick, or shrinking a small one onto a smaller image,
+    can fold its outline onto a line or a point; the box (on pixel edges) always has area.
+    """
+    polygon = _to_original(contour, epsilon, scale, size)
+    if len(polygon) >= 3 and cv2.contourArea(np.array(polygon, dtype=np.float32)) > 0:
+        return polygon
+    x, y, w, h = _scaled_bbox(contour, scale, size)
+    return (x, y), (x + w, y), (x + w, y + h), (x, y + h)
+
+
 def _peak(contour: np.ndarray, scores: np.ndarray) -> float:
     filled = np.zeros(scores.shape, dtype=np.uint8)
     cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED)
@@ -146,6 +161,8 @@ def find_regions(
 
     ``area_min`` is compared with ``cv2.contourArea`` on the map grid, as in the seed.
     ``scale = (sx, sy)`` is original pixels per map pixel; ``scores`` shares the map grid.
+    A blob without area (a point, or a line one pixel thick) is not a region, and every
+    region's polygon encloses some area (see ``_outline``).
     """
     _check_region_args(binary, scores, area_min, epsilon, scale, mm_per_px)
     sx, sy = float(scale[0]), float(scale[1])
@@ -155,12 +172,12 @@ def find_regions(
     regions = []
     for contour in contours:
         area_grid = float(cv2.contourArea(contour))
-        if area_grid < area_min:
+        if area_grid <= 0 or area_grid < area_min:
             continue
         area_px = area_grid * sx * sy
         regions.append(
             Region(
-                polygon=_to_original(contour, epsilon, (sx, sy), size),
+                polygon=_outline(contour, epsilon, (sx, sy), size),
                 bbox=_scaled_bbox(contour, (sx, sy), size),
                 area_px=area_px,
                 area_mm2=None if mm_per_px is None else area_px * mm_per_px**2,

@@ -57,7 +57,10 @@ def _number(kind: str, name: str, value: object) -> float:
         raise ValueError(
             f"{kind} field {name!r} must be a number, got {type(value).__name__} {value!r}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{kind} field {name!r} must be finite, got {value!r}")
     return number

@@ -6,23 +6,50 @@ Identifiers are plain strings here on purpose: the service checks them and answe
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalia.usecases.limits import (
+    AREA_MM2_THR_MAX,
+    MAX_SCORES,
+    MM_PER_PX_MAX,
+    MM_PER_PX_MIN,
+    SCORE_MAX,
+    SCORE_PERCENTILE_MIN,
+)
 from anomalia.usecases.products import CalibrationStatistics
+
+Score = Annotated[float, Field(ge=0, le=SCORE_MAX, allow_inf_nan=False)]
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal except 422: one sentence that says what was wrong and how to fix it."""
+
+    detail: str
+
+
+def error_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these statuses, each with the body the server really sends."""
+    return {status: {"model": ErrorResponse, "description": text} for status, text in described.items()}
 
 
 class CalibrateRequest(BaseModel):
     """``POST /calibrate_ng`` body. ``model_version`` (optional) guards against calibrating a newer model."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), json_schema_extra={"examples": [
+        {"role_id": "carcasa", "roi_id": "tornillo", "mm_per_px": 0.05, "ok_scores": [0.41, 0.44, 0.47],
+         "score_percentile": 0.995, "area_mm2_thr": 2.0, "operator_id": "ana"}]})
 
     role_id: str
     roi_id: str
-    mm_per_px: float = Field(gt=0, allow_inf_nan=False)
-    ok_scores: list[float] = Field(min_length=1)
-    ng_scores: list[float] | None = None
-    score_percentile: float = Field(default=0.995, gt=0, le=1)
-    area_mm2_thr: float = Field(ge=0, allow_inf_nan=False)
+    mm_per_px: float = Field(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, description="mm per pixel")
+    ok_scores: list[Score] = Field(min_length=1, max_length=MAX_SCORES)
+    ng_scores: list[Score] | None = Field(default=None, max_length=MAX_SCORES)
+    score_percentile: float = Field(default=0.995, ge=SCORE_PERCENTILE_MIN, le=1, allow_inf_nan=False)
+    area_mm2_thr: float = Field(ge=0, le=AREA_MM2_THR_MAX, allow_inf_nan=False,
+                                description="mm²; at most the area of the largest image accepted at the model's "
+                                            "mm_per_px (MAX_IMAGE_PIXELS × mm_per_px²)")
     operator_id: str | None = Field(default=None, max_length=128)
     model_version: str | None = Field(default=None, max_length=128)
 

@@ -26,6 +26,7 @@ from anomalia.store.model_io import ExtractorProvider, LoadedModel, load_model
 from anomalia.store.overlay_files import OverlayFolder
 from anomalia.usecases.errors import ModelUnavailable
 from anomalia.usecases.inspection import inspect, model_threshold, visuals
+from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX, check_range
 from anomalia.usecases.roi import build_roi
 
 log = structlog.get_logger("anomalia.artifact_model")
@@ -118,8 +119,10 @@ class ArtifactModel:
                 thr: float | None = None) -> ArtifactPrediction:
         """Decode (the bytes decide, not the content type), score inside the ROI, save the visuals."""
         started = time.perf_counter()
+        if thr is not None:
+            check_range("thr", thr, 0.0, SCORE_MAX)
         threshold = effective_threshold(self.threshold, mode, thr)
-        image = decode_image(data, max_pixels=self.options.max_image_pixels)
+        image = decode_image(data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
         result = inspect(self.loaded.detector, image, threshold=threshold, roi=self.roi,
                          area_min=self.options.area_min)
         overlay_url = None

@@ -41,6 +41,15 @@ from anomalia.usecases.errors import (
     ModelUnloadable,
     NotCalibrated,
 )
+from anomalia.usecases.limits import (
+    AREA_MM2_THR_MAX,
+    MIN_IMAGE_SIDE,
+    SCORE_PERCENTILE_MIN,
+    check_mm_per_px,
+    check_range,
+    check_scores,
+    largest_region_mm2,
+)
 from anomalia.usecases.shapes import (
     SCORE_PERCENTILE,
     decode_all,
@@ -216,12 +225,6 @@ def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
         raise InvalidRequest(str(error)) from None
 
 
-def check_mm_per_px(mm_per_px: float) -> None:
-    """The scale must be a finite number > 0 (the HTTP forms already answer 422 for these)."""
-    if not (math.isfinite(mm_per_px) and mm_per_px > 0):
-        raise InvalidRequest(f"mm_per_px must be a finite number > 0; got {mm_per_px!r}")
-
-
 def fit_config(options: ProductOptions) -> PatchCoreConfig:
     """The PatchCore settings of every new role/roi model (``PATCHCORE_*``, ``ANOMALIA_WEIGHTS``, ``KNN_K``)."""
     chosen: dict[str, Any] = {"patch_norm": "l2"} if options.distance == "cosine" else {}  # cosine: directions
@@ -367,7 +370,7 @@ class ProductModels:
                                  f"compute ok_scores); got {len(command.images)}")
         log.info("fit_ok_started", n_images=len(command.images), backbone=self.options.backbone)
         shape = parse_shape_text(command.shape) if command.shape else None
-        images = decode_all(command.images, self.options.max_image_pixels)
+        images = decode_all(command.images, self.options.max_image_pixels, MIN_IMAGE_SIDE)
         masks = [shape_mask_for(shape, image) for image in images]
         timings = {"decode_s": round(time.perf_counter() - started, 3)}
         detector, ok_scores, split = self._fit(images, masks, timings)
@@ -434,15 +437,14 @@ class ProductModels:
                 raise Conflict(f"model_version {command.model_version} is not the current model of {role}/{roi} "
                                f"({served.version}); fit again or calibrate with the current model's ok_scores")
             self._check_scale(served, command.mm_per_px)
-            if not (math.isfinite(command.area_mm2_thr) and command.area_mm2_thr >= 0):
-                raise InvalidRequest(f"area_mm2_thr must be a finite number >= 0; got {command.area_mm2_thr!r}")
+            self._check_calibration_values(command, float(served.manifest["mm_per_px"]))
             try:
                 result = calibrate(command.ok_scores, command.ng_scores, score_percentile=command.score_percentile,
                                    safety_factor=self.options.safety_factor)
             except ValueError as error:
                 raise InvalidRequest(str(error)) from None
-            if not result.threshold > 0:
-                raise InvalidRequest(f"the calibrated threshold must be > 0; got {result.threshold}")
+            if not (math.isfinite(result.threshold) and result.threshold > 0):
+                raise InvalidRequest(f"the calibrated threshold must be > 0 and finite; got {result.threshold}")
             served = self._save_calibration(command, role, roi, served, result)
         log.info("calibrated", model_version=served.version, threshold=result.threshold, method=result.method,
                  overlap=result.overlap)
@@ -450,6 +452,22 @@ class ProductModels:
         return CalibrationResult(**vars(self.summary(role, roi, served)), bank_version=served.manifest["bank_version"],
                                  statistics=CalibrationStatistics(**served.calibration["statistics"]),
                                  overlap=result.overlap, warnings=tuple(result.warnings))
+
+    def _check_calibration_values(self, command: CalibrateCommand, model_mm_per_px: float) -> None:
+        """Scores, percentile and area threshold within their ranges (``usecases/limits.py``), before any maths.
+
+        ``area_mm2_thr`` may not exceed the largest image accepted at the model's scale: no region
+        could reach it, so the model would never answer NG.
+        """
+        check_scores("ok_scores", command.ok_scores)
+        check_scores("ng_scores", command.ng_scores)
+        check_range("score_percentile", command.score_percentile, SCORE_PERCENTILE_MIN, 1.0)
+        largest = largest_region_mm2(self.options.max_image_pixels, model_mm_per_px)
+        if largest < AREA_MM2_THR_MAX:
+            check_range("area_mm2_thr", command.area_mm2_thr, 0.0, largest,
+                        f" mm² (the largest image accepted, MAX_IMAGE_PIXELS={self.options.max_image_pixels}, "
+                        f"at the model's {model_mm_per_px:g} mm per pixel)")
+        check_range("area_mm2_thr", command.area_mm2_thr, 0.0, AREA_MM2_THR_MAX, " mm²")
 
     def _save_calibration(self, command: CalibrateCommand, role: str, roi: str, served: ServedModel,
                           result: Calibration) -> ServedModel:
@@ -490,7 +508,7 @@ class ProductModels:
         role, roi = check_ids(command.role_id, command.roi_id)
         served = self.ready(role, roi, command.mm_per_px)
         shape = parse_shape_text(command.shape)
-        image = decode_image(command.image, max_pixels=self.options.max_image_pixels)
+        image = decode_image(command.image, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
         mask = shape_mask_for(shape, image)
         timings = {"decode_ms": _ms(started)}
         step = time.perf_counter()

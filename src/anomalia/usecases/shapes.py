@@ -13,21 +13,41 @@ import cv2
 import numpy as np
 
 from anomalia.core.detector import PatchCore
-from anomalia.core.image import ImageDecodeError, ImageTooLargeError, decode_image
+from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError, decode_image
 from anomalia.core.roi_mask import Shape, check_inside, parse_shape, shape_mask
 from anomalia.core.scoring import image_score
 from anomalia.usecases.errors import InvalidRequest
+from anomalia.usecases.limits import MAX_SHAPE_CHARS
 from anomalia.viz.overlays import heat_to_u8, png_base64
 
 SCORE_PERCENTILE = "p99"
 
 
+SHAPE_EXAMPLE = '{"kind":"rect","x":0,"y":0,"w":10,"h":10}'
+
+
 def parse_shape_text(text: str) -> Shape:
+    """A shape from its JSON text, defensively: bounded length, flat structure, finite numbers, else 400.
+
+    The text is a client's, so it is measured before it is parsed (``MAX_SHAPE_CHARS``), and
+    whatever the parser or the numbers raise (nesting past the recursion limit, an integer too
+    large for a float) is answered as a bad shape rather than escaping as a server error.
+    """
+    if not isinstance(text, str):
+        raise InvalidRequest(f"shape must be JSON text such as {SHAPE_EXAMPLE}; got {type(text).__name__}")
+    if len(text) > MAX_SHAPE_CHARS:
+        raise InvalidRequest(f"shape is {len(text)} characters long; a shape such as {SHAPE_EXAMPLE} needs at "
+                             f"most {MAX_SHAPE_CHARS}")
     try:
-        return parse_shape(json.loads(text))
+        value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InvalidRequest(f"shape must be a JSON object such as {{\"kind\":\"rect\",\"x\":0,\"y\":0,\"w\":10,"
-                             f"\"h\":10}}; it is not valid JSON ({error.msg})") from None
+        raise InvalidRequest(f"shape must be a JSON object such as {SHAPE_EXAMPLE}; it is not valid JSON "
+                             f"({error.msg})") from None
+    except (ValueError, RecursionError) as error:  # e.g. an integer of thousands of digits, deep nesting
+        raise InvalidRequest(f"shape must be a flat JSON object such as {SHAPE_EXAMPLE}; it cannot be read "
+                             f"({type(error).__name__})") from None
+    try:
+        return parse_shape(value)
     except ValueError as error:
         raise InvalidRequest(f"shape: {error}") from None
 
@@ -67,12 +87,12 @@ def token_shape(detector: PatchCore) -> list[int]:
     return [-(-rows // stride), -(-cols // stride)]
 
 
-def decode_all(images: Sequence[bytes], max_pixels: int) -> list[np.ndarray]:
+def decode_all(images: Sequence[bytes], max_pixels: int, min_side: int | None = None) -> list[np.ndarray]:
     """Decode every upload first, so one bad image rejects the request before anything is written."""
     decoded = []
     for index, data in enumerate(images):
         try:
-            decoded.append(decode_image(data, max_pixels=max_pixels))
-        except (ImageDecodeError, ImageTooLargeError) as error:
+            decoded.append(decode_image(data, max_pixels=max_pixels, min_side=min_side))
+        except (ImageDecodeError, ImageTooLargeError, ImageTooSmallError) as error:
             raise type(error)(f"images[{index}]: {error}") from None
     return decoded

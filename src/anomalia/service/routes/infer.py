@@ -7,25 +7,33 @@ from dataclasses import asdict
 from fastapi import APIRouter, File, Form, UploadFile
 
 from anomalia.service.dependencies import ProductsDep, RuntimeDep
-from anomalia.service.routes.teach import ERRORS, bind_ids
-from anomalia.service.schemas import InferResponse
+from anomalia.service.routes.teach import (
+    COMMON_ERRORS,
+    MM_PER_PX_DOC,
+    MODEL_ERRORS,
+    SHAPE_DOC,
+    SHAPE_EXAMPLE,
+    bind_ids,
+)
+from anomalia.service.schemas import InferResponse, error_responses
+from anomalia.usecases.limits import MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN
 from anomalia.usecases.products import InferCommand
 
 router = APIRouter(tags=["product models (role/roi)"])
 
 
-@router.post("/infer", response_model=InferResponse,
-             responses={**ERRORS, 428: {"description": "the model is not calibrated yet"}})
+@router.post("/infer", response_model=InferResponse, responses=error_responses(
+    {**COMMON_ERRORS, **MODEL_ERRORS, 428: "the model is not calibrated yet"}))
 async def infer(
     runtime: RuntimeDep,
     products: ProductsDep,
-    role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}"),
-    roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}"),
-    mm_per_px: float = Form(gt=0, allow_inf_nan=False, description="must match the model's (MM_PER_PX_TOLERANCE)"),
-    image: UploadFile = File(description="the ROI image"),
-    shape: str = Form(description='JSON: {"kind":"rect","x","y","w","h"} | {"kind":"circle","cx","cy","r"} | '
-                                  '{"kind":"annulus","cx","cy","r_inner","r_outer"} in image pixels'),
-    operator_id: str | None = Form(None, max_length=128),
+    role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}", examples=["carcasa"]),
+    roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}", examples=["tornillo"]),
+    mm_per_px: float = Form(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, examples=[0.05],
+                            description=f"{MM_PER_PX_DOC}; must match the model's (MM_PER_PX_TOLERANCE)"),
+    image: UploadFile = File(description=f"the ROI image, at least {MIN_IMAGE_SIDE} px per side"),
+    shape: str = Form(description=SHAPE_DOC, examples=[SHAPE_EXAMPLE]),
+    operator_id: str | None = Form(None, max_length=128, examples=["ana"]),
 ) -> InferResponse:
     """Score, regions, heatmap and verdict; runs in a worker thread next to any fit in progress."""
     bind_ids(role_id, roi_id)

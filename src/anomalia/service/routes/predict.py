@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
 from anomalia.service.dependencies import RuntimeDep
+from anomalia.service.schemas import error_responses
 from anomalia.usecases.artifact_model import predict_with
+from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX
 
 router = APIRouter(tags=["inspect with the ARTIFACTS_DIR model"])
 
@@ -25,19 +27,18 @@ class PredictResponse(BaseModel):
         description="URL of the `*_overlay.png` (siblings `*_heat.png`, `*_mask.png`); null when SAVE_VIS=0.")
 
 
-class ErrorResponse(BaseModel):
-    detail: str
-
-
-@router.post("/predict", response_model=PredictResponse, responses={
-    400: {"model": ErrorResponse, "description": "'Archivo vacío.' or 'No se pudo decodificar la imagen.'"},
-    413: {"model": ErrorResponse, "description": "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS."},
-})
+@router.post("/predict", response_model=PredictResponse, responses=error_responses({
+    400: f"'Archivo vacío.', 'No se pudo decodificar la imagen.', or an image side under {MIN_IMAGE_SIDE} px.",
+    401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong.",
+    413: "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS.",
+    503: "No model is loaded from ARTIFACTS_DIR, or its backbone weights are not available.",
+}))
 async def predict(
     runtime: RuntimeDep,
-    file: UploadFile = File(description="The image (PNG, JPEG, BMP, …); validated by decoding it."),
-    thr: float | None = Query(None, ge=0, allow_inf_nan=False,
-                              description="Manual threshold (a number ≥ 0); overrides THRESHOLD and `mode`."),
+    file: UploadFile = File(description=f"The image (PNG, JPEG, BMP, …), at least {MIN_IMAGE_SIDE} px per side; "
+                                        "validated by decoding it."),
+    thr: float | None = Query(None, ge=0, le=SCORE_MAX, allow_inf_nan=False,
+                              description=f"Manual threshold (0 to {SCORE_MAX:g}); overrides THRESHOLD and `mode`."),
     mode: Mode | None = Query(
         None, description="`sensitive` lowers the threshold 20 %, `strict` raises it 20 %."),
 ) -> PredictResponse:

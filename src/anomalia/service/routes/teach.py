@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 import structlog
 from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
 
 from anomalia.service.dependencies import ProductsDep, RuntimeDep
 from anomalia.service.errors import ServiceError
-from anomalia.service.schemas import CalibrateRequest, CalibrateResponse, FitResponse
+from anomalia.service.schemas import CalibrateRequest, CalibrateResponse, FitResponse, error_responses
+from anomalia.usecases.limits import MAX_SHAPE_CHARS, MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN
 from anomalia.usecases.products import CalibrateCommand, FitCommand
 
 router = APIRouter(tags=["product models (role/roi)"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {400: {"description": "bad identifiers, images, shape or scores"},
-          404: {"description": "no model for this role/roi"},
-          409: {"description": "a fit of this role/roi is running, or mm_per_px differs from the model's"},
-          413: {"description": "upload over MAX_UPLOAD_MB or an image over MAX_IMAGE_PIXELS"}}
+COMMON_ERRORS: dict[int, str] = {
+    400: f"bad identifiers, images (undecodable, or a side under {MIN_IMAGE_SIDE} px), shape or scores; a body "
+         "that cannot be parsed",
+    401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong",
+    409: "a fit or calibration of this role/roi is running, mm_per_px differs from the model's, or the model's "
+         "bank was built with other backbone weights",
+    413: "upload over MAX_UPLOAD_MB (MAX_FIT_UPLOAD_MB for /fit_ok) or an image over MAX_IMAGE_PIXELS",
+    503: "the backbone weights are not available, or the product models are still loading",
+}
+MODEL_ERRORS: dict[int, str] = {
+    404: "no model for this role/roi",
+    500: "the model's files on disk cannot be loaded (the answer names the model and the reason)",
+}
+ERRORS = error_responses(COMMON_ERRORS)
+MM_PER_PX_DOC = f"scale of the images, mm per pixel, {MM_PER_PX_MIN:g} to {MM_PER_PX_MAX:g}"
+SHAPE_EXAMPLE = '{"kind":"circle","cx":128,"cy":128,"r":120}'
+SHAPE_DOC = (f'JSON (at most {MAX_SHAPE_CHARS} characters): {{"kind":"rect","x","y","w","h"}} | '
+             '{"kind":"circle","cx","cy","r"} | {"kind":"annulus","cx","cy","r_inner","r_outer"} in image pixels')
 
 
 def bind_ids(role_id: str, roi_id: str) -> None:
@@ -30,19 +45,22 @@ def bind_ids(role_id: str, roi_id: str) -> None:
 async def fit_ok(
     runtime: RuntimeDep,
     products: ProductsDep,
-    role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}"),
-    roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}"),
-    mm_per_px: float = Form(gt=0, allow_inf_nan=False, description="scale of the images, mm per pixel"),
-    images: list[UploadFile] | None = File(None, description="OK images (repeat the `images` part)"),
-    images_brackets: list[UploadFile] | None = File(None, alias="images[]", description="same as `images`"),
-    operator_id: str | None = Form(None, max_length=128),
-    shape: str | None = Form(None, description="optional inspection shape JSON used for the ok_scores"),
+    role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}", examples=["carcasa"]),
+    roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}", examples=["tornillo"]),
+    mm_per_px: float = Form(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, description=MM_PER_PX_DOC,
+                            examples=[0.05]),
+    images: list[UploadFile] = File([], description="OK images, at least 2 (repeat the `images` part)"),
+    images_brackets: list[UploadFile] = File([], alias="images[]", description="same as `images`"),
+    operator_id: str | None = Form(None, max_length=128, examples=["ana"]),
+    shape: str | None = Form(None, description=f"optional inspection shape used for the ok_scores; {SHAPE_DOC}",
+                             examples=[SHAPE_EXAMPLE]),
 ) -> FitResponse:
     """Build a new model version from OK images; answers 409 at once if this role/roi is already fitting."""
     bind_ids(role_id, roi_id)
-    uploads = [*(images or []), *(images_brackets or [])]
-    if not uploads:
-        raise ServiceError("field required: images (one multipart part per OK image)", 422)
+    uploads = [*images, *images_brackets]
+    if not uploads:  # in FastAPI's own shape, as the 422 of the OpenAPI document says
+        raise RequestValidationError([{"type": "missing", "loc": ("body", "images"), "input": None,
+                                       "msg": "Field required: one multipart part `images` per OK image"}])
     limit = runtime.settings.max_upload_bytes
     images_data = [await upload.read() for upload in uploads]
     for upload, data in zip(uploads, images_data):
@@ -56,7 +74,8 @@ async def fit_ok(
     return FitResponse(**asdict(result))
 
 
-@router.post("/calibrate_ng", response_model=CalibrateResponse, responses=ERRORS)
+@router.post("/calibrate_ng", response_model=CalibrateResponse,
+             responses=error_responses({**COMMON_ERRORS, **MODEL_ERRORS}))
 async def calibrate_ng(runtime: RuntimeDep, products: ProductsDep, body: CalibrateRequest) -> CalibrateResponse:
     """Set the threshold from OK (and NG) scores; publishes a new version that shares the bank."""
     bind_ids(body.role_id, body.roi_id)
