@@ -27,20 +27,28 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
     a huge image is refused before OpenCV allocates it; formats whose header we do
     not read (e.g. JPEG 2000, OpenEXR) are then refused as undecodable.
     """
-    if not data:
-        raise ImageDecodeError("Archivo vacío.")
-    size = declared_size(data)
     if max_pixels is not None:
-        if size is None:
-            raise ImageDecodeError("No se pudo decodificar la imagen.")
-        if size[0] * size[1] > max_pixels:
-            raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+        checked_size(data, max_pixels)
+    elif not data:
+        raise ImageDecodeError("Archivo vacío.")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError("No se pudo decodificar la imagen.")
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         raise ImageTooLargeError(f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds {max_pixels} pixels")
     return to_bgr8(image)
+
+
+def checked_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` from the header, refused when empty, unreadable or over ``max_pixels``."""
+    if not data:
+        raise ImageDecodeError("Archivo vacío.")
+    size = declared_size(data)
+    if size is None:
+        raise ImageDecodeError("No se pudo decodificar la imagen.")
+    if size[0] * size[1] > max_pixels:
+        raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    return size
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -62,6 +70,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` area-averaged to ``size``×``size``: the backbone input's geometry (an image already that
+    size is returned as a copy, so resizing early and again gives the same pixels)."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def to_model_input(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> torch.Tensor:
     """BGR images → ``(B, 3, S, S)`` float tensor, channels-last for the CPU kernels.
 
@@ -70,7 +84,7 @@ def to_model_input(images: list[np.ndarray], img_size: int, color: str, normaliz
     """
     batch = np.empty((len(images), img_size, img_size, 3), dtype=np.float32)
     for i, image in enumerate(images):
-        resized = cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA)
+        resized = resize_square(image, img_size)
         if color == "gray":
             resized = cv2.cvtColor(to_gray(resized), cv2.COLOR_GRAY2RGB)
         else:

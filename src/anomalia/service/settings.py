@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=20.0, gt=0)
     max_fit_upload_mb: float = Field(default=512.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_request_pixels: int = Field(default=400_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     overlay_retention: str = "1000"
     # product models: /fit_ok, /calibrate_ng, /infer (seed 004, section 6)
@@ -135,7 +136,8 @@ class Settings(BaseSettings):
                               weights=self.anomalia_weights, coreset_ratio=self.patchcore_coreset_ratio,
                               distance=self.patchcore_distance, batch_size=self.patchcore_batch_size,
                               knn_k=self._if_set("knn_k"), safety_factor=self.calibration_safety_factor,
-                              mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels)
+                              mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels,
+                              max_request_pixels=self.max_request_pixels)
 
     def overlay_folder(self) -> OverlayFolder:
         """``STATIC_DIR/OVERLAYS_SUBDIR`` with the ``OVERLAY_RETENTION`` rule."""
