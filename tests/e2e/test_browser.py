@@ -127,6 +127,8 @@ def open_page(browser, url: str):
     errors: list[str] = []
     requested: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+            else None)  # anything the page's policy blocks
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{url}/")
     page.wait_for_selector('#ui-health[data-state="ok"]')
@@ -368,6 +370,9 @@ def test_the_page_asks_for_the_api_key_and_sends_it(browser, key_server, defect)
         page.fill("#api-key-input", API_KEY)
         page.click('#api-key-dialog button[value="save"]')
         page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+        page.wait_for_function("document.getElementById('inspect-overlay').complete "
+                               "&& document.getElementById('inspect-overlay').naturalWidth > 0")
+        assert "signature=" in page.get_attribute("#inspect-overlay", "src")  # an <img> sends no key header
         assert headers == [None, "wrong-key", API_KEY]
         assert page.evaluate("sessionStorage.getItem('anomalia.apiKey')") == API_KEY
         assert page.inner_text("#api-key-button") == "Clave API ✓"

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     patchcore_batch_size: int = Field(default=8, ge=1, le=256)
     patchcore_backbone: str = "dinov2_vits14"
     backend_api_key: SecretStr | None = None
+    signed_url_ttl_s: int = Field(default=900, ge=1, le=86_400)
     mm_per_px_tolerance: float = Field(default=0.01, ge=0, lt=1)
     calibration_safety_factor: float = Field(default=1.1, gt=0)
     # backbone weights for every model this server builds: imagenet | random | file path
