@@ -6,7 +6,7 @@ Mirrors the peer measurement (anomalib PatchCore, resnet18 layer2+3, 256 px, 10 
 against one global greedy pass (anomalib's way), and approximate kNN against exact, on a
 synthetic MVTec-layout set.
 ``peak RSS teach`` is a figure, not a timed test: one ``/fit_ok`` use case of 30 highly compressible
-40-megapixel PNGs (about 1.2 MB of upload, 3.6 GB once decoded to colour) beside one of 30 small
+40-megapixel PNGs (about 1.6 MB of upload, 3.6 GB once decoded to colour) beside one of 30 small
 images, each in a fresh process; images are decoded one at a time, so the two stay close.
 Run: ``python -m anomalia.bench [--repeats 3] [--large] [--accuracy] [--json out.json]``.
 """
