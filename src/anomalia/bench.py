@@ -5,6 +5,9 @@ Mirrors the peer measurement (anomalib PatchCore, resnet18 layer2+3, 256 px, 10 
 ``--accuracy`` also checks that the speed-ups cost no accuracy: the streamed chunked coreset
 against one global greedy pass (anomalib's way), and approximate kNN against exact, on a
 synthetic MVTec-layout set.
+``peak RSS teach`` is a figure, not a timed test: one ``/fit_ok`` use case of 30 highly compressible
+40-megapixel PNGs (about 1.6 MB of upload, 3.6 GB once decoded to colour) beside one of 30 small
+images, each in a fresh process; images are decoded one at a time, so the two stay close.
 Run: ``python -m anomalia.bench [--repeats 3] [--large] [--accuracy] [--json out.json]``.
 """
 
@@ -69,6 +72,47 @@ def measure_fit(n_images: int, repeats: int) -> list[dict]:
         results.append(queue.get())
         process.join()
     return results
+
+
+def _teach_child(uploads: list[bytes], queue) -> None:
+    from anomalia.usecases.backbones import ExtractorCache
+    from anomalia.usecases.products import FitCommand, ProductModels, ProductOptions
+
+    torch.set_num_threads(2)
+    pixels = [decode_size(data) for data in uploads]
+    with tempfile.TemporaryDirectory() as folder:
+        options = ProductOptions(data_root=Path(folder), backbone="resnet18", weights="random",
+                                 max_image_pixels=max(pixels), max_request_pixels=sum(pixels))
+        products = ProductModels.open(options, ExtractorCache())
+        started = time.perf_counter()
+        with products.reserve("bench", "teach") as slot:
+            products.fit_ok(FitCommand(role_id="bench", roi_id="teach", mm_per_px=0.05, images=uploads), slot)
+        elapsed = time.perf_counter() - started
+    queue.put({"teach_s": elapsed, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+               "upload_mb": sum(map(len, uploads)) / 1e6, "decoded_gb": sum(pixels) * 3 / 1e9})
+
+
+def decode_size(data: bytes) -> int:
+    from anomalia.core.image_header import declared_size
+
+    width, height = declared_size(data) or (0, 0)
+    return width * height
+
+
+def measure_teach_rss(n_images: int = 30, side: int = 6324) -> dict[str, dict]:
+    """Peak RSS of one teach of ``n_images`` flat grey ``side``² PNGs (40 Mpx each), and of small images."""
+    flat = [cv2.imencode(".png", np.full((side, side), 40 + 5 * i, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1]
+            .tobytes() for i in range(n_images)]
+    small = [cv2.imencode(".png", image)[1].tobytes() for image in images(n_images)]
+    context = multiprocessing.get_context("spawn")
+    report = {}
+    for name, uploads in (("small", small), ("large", flat)):
+        queue = context.Queue()
+        process = context.Process(target=_teach_child, args=(uploads, queue))
+        process.start()
+        report[name] = queue.get()
+        process.join()
+    return report
 
 
 def stage_times(detector: PatchCore, encoded: list[bytes]) -> dict[str, list[float]]:
@@ -203,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'  fit / backbone (ratio to the floor)':44s} {spread([f['fit_s'] / f['features_s'] for f in fits])}")
     label = f"peak RSS fit 100 (GB)   [peer {PEER['peak_rss_gb']:g} GB]"
     print(f"{label:44s} {spread([f['peak_rss_gb'] for f in fits])}")
+
+    teach = measure_teach_rss()
+    out["teach"] = teach
+    print(f"{'peak RSS teach 30 images 256 px (GB)':44s} {spread([teach['small']['peak_rss_gb']])}")
+    label = f"peak RSS teach 30 x 40 Mpx PNG, {teach['large']['upload_mb']:.1f} MB (GB)"
+    print(f"{label:44s} {spread([teach['large']['peak_rss_gb']])}")
 
     detector = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(100))
     test = images(40, offset=10_000)

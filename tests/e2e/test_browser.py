@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from contextlib import contextmanager
 
 import cv2
@@ -119,14 +120,20 @@ def defect(server, samples):
 
 
 @contextmanager
-def open_page(browser, url: str):
-    """A fresh tab at 1280x800 on the page; fails the test on any uncaught JavaScript error."""
-    context = browser.new_context(viewport=VIEWPORT)
+def open_page(browser, url: str, *, enforce_csp: bool = False):
+    """A fresh tab at 1280x800 on the page; fails the test on any uncaught JavaScript error.
+
+    Playwright's ``wait_for_function`` evaluates strings in the page, which the page's own
+    Content-Security-Policy forbids, so only ``enforce_csp`` tabs keep the policy (and fail on any
+    report of it); they wait with :func:`wait_until` instead."""
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=not enforce_csp)
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
     requested: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+            else None)  # anything the page's policy blocks
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{url}/")
     page.wait_for_selector('#ui-health[data-state="ok"]')
@@ -136,6 +143,14 @@ def open_page(browser, url: str):
         context.close()
     assert not errors, errors
     assert all(u.startswith((f"{url}/", "data:", "blob:")) for u in requested), requested  # no CDN, nothing else
+
+
+def wait_until(page, expression: str, timeout_s: float = 60) -> None:
+    """Poll ``expression`` through the DevTools protocol (allowed under the page's policy)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -386,3 +401,18 @@ def test_the_page_asks_for_the_api_key_and_sends_it(browser, key_server, defect)
         assert page.inner_text("#inspect-error") == "401 · Clave API necesaria: missing or invalid X-API-Key header"
         assert page.evaluate(RED_PIXELS_JS, "inspect-canvas") == 0  # no outline left from the previous part
         screenshot(page, "api_key_cancelled")
+
+
+def test_the_page_lives_with_its_content_security_policy_and_shows_signed_overlays(browser, key_server, defect):
+    """The policy enforced (no bypass): key dialog, upload preview (blob:), verdict and the overlay, whose
+    signed URL an <img> loads without the key header; any CSP report fails the test (``open_page``)."""
+    with open_page(browser, key_server.url, enforce_csp=True) as page:
+        page.set_input_files("#inspect-file", str(defect[0]))
+        page.wait_for_selector("#api-key-dialog[open]")
+        page.fill("#api-key-input", API_KEY)
+        page.click('#api-key-dialog button[value="save"]')
+        page.wait_for_selector('#inspect-verdict[data-verdict="NG"]')
+        wait_until(page, "document.getElementById('inspect-overlay').complete "
+                         "&& document.getElementById('inspect-overlay').naturalWidth > 0")
+        assert "signature=" in page.get_attribute("#inspect-overlay", "src")  # an <img> sends no key header
+        assert page.evaluate("document.getElementById('inspect-original').naturalWidth") > 0

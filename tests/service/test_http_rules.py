@@ -24,12 +24,13 @@ def predict(client, **headers):
     return client.post("/predict", headers=headers, files={"file": ("p.png", png(good_image(3)), "image/png")})
 
 
-def test_without_the_key_only_health_the_page_and_static_files_answer(keyed):
+def test_without_the_key_only_health_the_page_and_its_own_files_answer(keyed):
     assert keyed.get("/health").status_code == 200
     assert keyed.get("/").status_code == 200
-    assert keyed.get("/static/hello.txt").text == "hello"
+    assert keyed.get("/static/ui/ui.js").status_code == 200
+    assert keyed.get("/static/hello.txt", headers={"X-API-Key": KEY}).text == "hello"
     for response in (predict(keyed), predict(keyed, **{"X-API-Key": KEY + "x"}), predict(keyed, **{"X-API-Key": ""}),
-                     keyed.get("/openapi.json"), keyed.get("/docs"),
+                     keyed.get("/openapi.json"), keyed.get("/docs"), keyed.get("/static/hello.txt"),
                      keyed.post("/infer"), keyed.post("/fit_ok"), keyed.post("/calibrate_ng", json={})):
         assert response.status_code == 401, response.request.url
         assert response.json() == {"detail": "missing or invalid X-API-Key header"}

@@ -168,3 +168,40 @@ def test_a_reader_never_finds_the_model_missing_while_versions_switch(tmp_path):
         reader.join(30)
     assert reads[0] > SWITCHES, "the reader did not run alongside the switches"
     assert missing == [], f"{len(missing)} of {reads[0]} reads found no model, e.g. {missing[0]}"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from anomalia.store.datasets import DatasetStore, image_name
+from anomalia.store.model_store import ModelStore
+
+root, image = Path(sys.argv[1]), bytes.fromhex(sys.argv[2])
+ModelStore._switch = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # killed right before the switch
+models, datasets = ModelStore(root / "models"), DatasetStore(root / "datasets")
+with models.stage("r", "a") as (staging, version):
+    (staging / "manifest.json").write_text("{}")
+    models.note(staging, {"dataset_ok": [image_name(image)]})
+    datasets.add("r", "a", "ok", image)
+    models.commit("r", "a", staging, version)
+"""
+
+
+def tree(root) -> dict[str, str | None]:
+    return {str(p.relative_to(root)): os.readlink(p) if p.is_symlink() else None for p in sorted(root.rglob("*"))}
+
+
+def test_recover_undoes_a_write_killed_before_its_switch_and_what_its_journal_names(tmp_path):
+    models, datasets = ModelStore(tmp_path / "models"), DatasetStore(tmp_path / "datasets")
+    current = write_version(models, "r", "a", "one")
+    datasets.add("r", "a", "ok", PNG)
+    before = tree(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path), (PNG + b"new").hex()],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert len(models.versions("r", "a")) == 2 and len(datasets.names("r", "a", "ok")) == 2  # the leftovers
+    undone = models.recover(lambda write: datasets.remove(write.role, write.roi, "ok", write.notes["dataset_ok"]))
+    assert [(write.role, write.roi) for write in undone] == [("r", "a")]
+    models.clean_stale()
+    assert tree(tmp_path) == before and models.current_version("r", "a") == current
+    assert models.recover(lambda write: None) == []  # nothing left to undo

@@ -43,9 +43,12 @@ def server_env(root: Path, artifacts: Path, **extra: str) -> dict[str, str]:
 class Server:
     """``anomalia serve`` (cwd = ``root``), its output appended to ``root/server.log``; restartable."""
 
-    def __init__(self, root: Path, env: dict[str, str], *args: str, headers: dict[str, str] | None = None):
+    def __init__(self, root: Path, env: dict[str, str], *args: str, headers: dict[str, str] | None = None,
+                 launcher: list[str] | None = None):
         self.root, self.log, self.env, self.args = root, root / "server.log", env, args
         self.headers = headers or {}
+        self.launcher = launcher or [str(ANOMALIA)]
+        """The command before ``serve`` (``support/kill_points.py`` for the fault tests)."""
         self.process: subprocess.Popen | None = None
 
     def client(self) -> httpx.Client:
@@ -62,7 +65,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
-                [str(ANOMALIA), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+                [*self.launcher, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
         return self
 

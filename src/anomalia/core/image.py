@@ -24,7 +24,8 @@ class ImageTooSmallError(ValueError):
     """The image is narrower or shorter than the smallest side that can be inspected."""
 
 
-def _check_side(width: int, height: int, min_side: int | None) -> None:
+def check_side(width: int, height: int, min_side: int | None) -> None:
+    """Refuse an image whose shorter side is under ``min_side`` (no limit when None)."""
     if min_side is not None and min(width, height) < min_side:
         raise ImageTooSmallError(f"image of {width}x{height} pixels is too small; both sides must be at least "
                                  f"{min_side} pixels")
@@ -40,21 +41,28 @@ def decode_image(data: bytes, *, max_pixels: int | None = None, min_side: int | 
     """
     if not data:
         raise ImageDecodeError("Archivo vacío.")
-    size = declared_size(data)
-    if max_pixels is not None:
-        if size is None:
-            raise ImageDecodeError("No se pudo decodificar la imagen.")
-        if size[0] * size[1] > max_pixels:
-            raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    size = checked_size(data, max_pixels) if max_pixels is not None else declared_size(data)
     if size is not None:
-        _check_side(size[0], size[1], min_side)
+        check_side(size[0], size[1], min_side)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError("No se pudo decodificar la imagen.")
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         raise ImageTooLargeError(f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds {max_pixels} pixels")
-    _check_side(image.shape[1], image.shape[0], min_side)
+    check_side(image.shape[1], image.shape[0], min_side)
     return to_bgr8(image)
+
+
+def checked_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` from the header, refused when empty, unreadable or over ``max_pixels``."""
+    if not data:
+        raise ImageDecodeError("Archivo vacío.")
+    size = declared_size(data)
+    if size is None:
+        raise ImageDecodeError("No se pudo decodificar la imagen.")
+    if size[0] * size[1] > max_pixels:
+        raise ImageTooLargeError(f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels")
+    return size
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -76,6 +84,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` area-averaged to ``size``×``size``: the backbone input's geometry (an image already that
+    size is returned as a copy, so resizing early and again gives the same pixels)."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def to_model_input(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> torch.Tensor:
     """BGR images → ``(B, 3, S, S)`` float tensor, channels-last for the CPU kernels.
 
@@ -84,7 +98,7 @@ def to_model_input(images: list[np.ndarray], img_size: int, color: str, normaliz
     """
     batch = np.empty((len(images), img_size, img_size, 3), dtype=np.float32)
     for i, image in enumerate(images):
-        resized = cv2.resize(image, (img_size, img_size), interpolation=cv2.INTER_AREA)
+        resized = resize_square(image, img_size)
         if color == "gray":
             resized = cv2.cvtColor(to_gray(resized), cv2.COLOR_GRAY2RGB)
         else:

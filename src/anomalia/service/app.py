@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
-from anomalia.service.middleware import BodyLimit, request_context
+from anomalia.service.middleware import BodyLimit, SecurityHeaders, request_context
 from anomalia.service.routes import health, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import teach
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
                        path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB")})
+    app.add_middleware(SecurityHeaders)  # last added, so outermost: every answer carries the headers
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(teach.router)

@@ -28,6 +28,9 @@ from anomalia.usecases.errors import (
     ModelUnavailable,
     ModelUnloadable,
     NotCalibrated,
+    RequestTooLarge,
+    StorageFull,
+    StorageReadOnly,
     UseCaseError,
 )
 
@@ -54,6 +57,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     Conflict: 409,
     WeightsMismatchError: 409,
     ImageTooLargeError: 413,
+    RequestTooLarge: 413,
     NotCalibrated: 428,
     ModelUnloadable: 500,
     ModelFormatError: 500,
@@ -61,6 +65,8 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     WeightsUnavailableError: 503,
     WeightsFileError: 503,
     NotFittedError: 503,
+    StorageReadOnly: 503,
+    StorageFull: 507,
 }
 """Every domain error that can leave a use case, and its HTTP status."""
 

@@ -1,4 +1,4 @@
-"""Request ids, structured access logs, API-key checks and upload size limits."""
+"""Request ids, structured access logs, API-key checks, upload size limits and security headers."""
 
 from __future__ import annotations
 
@@ -9,15 +9,29 @@ import uuid
 import structlog
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("anomalia.http")
 PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/ui/",)
+"""The page and its own code; what the server stores under ``/static`` needs the key or a signed URL."""
+STORED_PREFIX = "/static/"
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+"""On every answer: types are never sniffed, nothing is framed, no URL (signed ones included) leaks as a referrer."""
 
 
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _authorised(request: Request, api_key: str) -> bool:
+    """The right ``X-API-Key``, or for a stored file under ``/static`` an unexpired signed URL of it."""
+    if hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), api_key.encode()):
+        return True
+    signer = request.app.state.runtime.url_signer
+    path = request.url.path
+    return signer is not None and path.startswith(STORED_PREFIX) and signer.verify(path, request.query_params)
 
 
 async def request_context(request: Request, call_next):
@@ -31,8 +45,7 @@ async def request_context(request: Request, call_next):
     started = time.perf_counter()
     api_key = request.app.state.runtime.settings.backend_api_key
     if api_key is not None and not is_public(request.url.path):
-        given = request.headers.get("X-API-Key", "")
-        if not hmac.compare_digest(given.encode(), api_key.get_secret_value().encode()):
+        if not _authorised(request, api_key.get_secret_value()):
             response = JSONResponse({"detail": "missing or invalid X-API-Key header"}, status_code=401)
             return _finish(request, response, request_id, started)
     response = await call_next(request)
@@ -92,3 +105,24 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` to every answer, including those of the other middleware (413, 401)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -10,6 +10,7 @@ import anyio
 
 from anomalia.core.device import resolve_device
 from anomalia.service.settings import Settings
+from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
 from anomalia.usecases.products import ProductModels
@@ -29,6 +30,8 @@ class Runtime:
     settings: Settings
     extractors: ExtractorCache
     started_at: float = field(default_factory=time.monotonic)
+    url_signer: UrlSigner | None = None
+    """Signs ``/static`` URLs when ``BACKEND_API_KEY`` is set (None otherwise: those files are public)."""
     artifact: ArtifactModel | None = None
     products: ProductModels | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
@@ -36,7 +39,14 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
-        return cls(settings=settings, extractors=ExtractorCache(resolve_device(settings.backend_device)))
+        key = settings.backend_api_key
+        signer = UrlSigner(key.get_secret_value(), settings.signed_url_ttl_s) if key is not None else None
+        return cls(settings=settings, extractors=ExtractorCache(resolve_device(settings.backend_device)),
+                   url_signer=signer)
+
+    def static_url(self, url: str | None) -> str | None:
+        """A URL of a stored file as the client may load it: signed when the API key is on."""
+        return self.url_signer.sign(url) if url and self.url_signer else url
 
     @property
     def uptime_s(self) -> float:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=20.0, gt=0)
     max_fit_upload_mb: float = Field(default=512.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_request_pixels: int = Field(default=400_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     overlay_retention: str = "1000"
     # product models: /fit_ok, /calibrate_ng, /infer (seed 004, section 6)
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     patchcore_batch_size: int = Field(default=8, ge=1, le=256)
     patchcore_backbone: str = "dinov2_vits14"
     backend_api_key: SecretStr | None = None
+    signed_url_ttl_s: int = Field(default=900, ge=1, le=86_400)
     mm_per_px_tolerance: float = Field(default=0.01, ge=0, lt=1)
     calibration_safety_factor: float = Field(default=1.1, gt=0)
     # backbone weights for every model this server builds: imagenet | random | file path
@@ -135,7 +137,8 @@ class Settings(BaseSettings):
                               weights=self.anomalia_weights, coreset_ratio=self.patchcore_coreset_ratio,
                               distance=self.patchcore_distance, batch_size=self.patchcore_batch_size,
                               knn_k=self._if_set("knn_k"), safety_factor=self.calibration_safety_factor,
-                              mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels)
+                              mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels,
+                              max_request_pixels=self.max_request_pixels)
 
     def overlay_folder(self) -> OverlayFolder:
         """``STATIC_DIR/OVERLAYS_SUBDIR`` with the ``OVERLAY_RETENTION`` rule."""

@@ -3,14 +3,17 @@
 Files are named by the server from their content (``<sha256 prefix>.<format>``), never
 from the client's file name: the same image uploaded twice is stored once, and a
 name can never escape its folder. Each file is written to a temporary name and
-renamed, so a half-written image is never listed.
+renamed, so a half-written image is never listed; a write that fails removes its
+temporary file, and :meth:`DatasetStore.clean_stale` removes those of a killed process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from anomalia.store.model_store import check_identifier
@@ -19,6 +22,8 @@ LABELS = ("ok", "ng")
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"BM", ".bmp"),
           (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 NAME_HEX = 24
+_NAME = re.compile(rf"[0-9a-f]{{{NAME_HEX}}}\.(?:png|jpg|bmp|tif|gif|webp|img)")
+TEMPORARY_SUFFIX = ".tmp"
 
 
 def image_suffix(data: bytes) -> str:
@@ -51,13 +56,46 @@ class DatasetStore:
         target = folder / name
         if target.exists():
             return name
-        temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        temporary = folder / f".{name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return name
+
+    def missing(self, role: str, roi: str, label: str, images: Sequence[bytes]) -> list[str]:
+        """Names of the ``images`` not stored yet (what :meth:`add` would create), sorted."""
+        stored = set(self.names(role, roi, label))
+        return sorted({image_name(data) for data in images} - stored)
+
+    def remove(self, role: str, roi: str, label: str, names: Sequence[str]) -> None:
+        """Delete these images (a teach that did not happen), then the folders left empty; names that
+        this store cannot have made are ignored."""
+        names = [name for name in names if isinstance(name, str) and _NAME.fullmatch(name)]
+        if not names:
+            return
+        for name in names:
+            self.path(role, roi, label, name).unlink(missing_ok=True)
+        folder = self.folder(role, roi, label)
+        for empty in (folder, folder.parent, folder.parent.parent):
+            try:
+                empty.rmdir()
+            except OSError:  # not empty (or absent): keep it and its parents
+                break
+
+    def clean_stale(self) -> list[Path]:
+        """Remove the temporary files of writes that never finished (one server per data root, so at
+        start-up none is running)."""
+        removed = []
+        for temporary in self.root.glob(f"*/*/*/.*{TEMPORARY_SUFFIX}"):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+        return removed
 
     def names(self, role: str, roi: str, label: str) -> list[str]:
         folder = self.folder(role, roi, label)

@@ -61,7 +61,10 @@ class OverlayFolder:
         return cls(folder=folder, url_prefix=prefix, max_files=max_files, max_age_s=max_age_s)
 
     def prepare(self) -> "OverlayFolder":
+        """Create the folder, remove temporary files a killed process left, apply the retention rule."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        for temporary in self.folder.glob(".*.png.*.tmp"):
+            temporary.unlink(missing_ok=True)
         self.prune()
         return self
 
@@ -79,8 +82,12 @@ class OverlayFolder:
         if path.resolve().parent != self.folder:
             raise ValueError(f"refusing to write {name!r} outside {self.folder}")
         tmp = self.folder / f".{name}.{secrets.token_hex(4)}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def prune(self, *, keep: str | None = None, now: float | None = None) -> int:
         """Delete the oldest result sets beyond the retention rule; returns the number of files removed."""

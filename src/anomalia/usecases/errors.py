@@ -33,3 +33,15 @@ class ModelUnavailable(UseCaseError):
 
 class ModelUnloadable(UseCaseError):
     """A model folder on disk cannot be read (damaged or written by an incompatible version)."""
+
+
+class RequestTooLarge(UseCaseError):
+    """The request's images hold more pixels in all than a request may decode (``MAX_REQUEST_PIXELS``)."""
+
+
+class StorageFull(UseCaseError):
+    """The data root's disk has no room for what the request must write; nothing was written."""
+
+
+class StorageReadOnly(UseCaseError):
+    """The data root cannot be written (read-only mount or permissions); inspections still work."""

@@ -28,10 +28,11 @@ from anomalia.core.detector import PatchCore, PatchCoreConfig, WeightsMismatchEr
 from anomalia.core.features import WeightsUnavailableError
 from anomalia.core.image import decode_image
 from anomalia.core.regions import Region, binarize, find_regions
+from anomalia.core.roi_mask import Shape
 from anomalia.store.datasets import DatasetStore, image_name
 from anomalia.store.manifest import MANIFEST, ModelFormatError
 from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
-from anomalia.store.model_store import CALIBRATION, InvalidIdentifier, ModelStore, check_identifier
+from anomalia.store.model_store import CALIBRATION, Interrupted, InvalidIdentifier, ModelStore, check_identifier
 from anomalia.usecases.backbones import WeightsFileError
 from anomalia.usecases.errors import (
     Conflict,
@@ -52,7 +53,8 @@ from anomalia.usecases.limits import (
 )
 from anomalia.usecases.shapes import (
     SCORE_PERCENTILE,
-    decode_all,
+    bank_bytes,
+    check_shape_inside,
     heatmap_png,
     image_heat,
     parse_shape_text,
@@ -60,6 +62,8 @@ from anomalia.usecases.shapes import (
     shape_score,
     token_shape,
 )
+from anomalia.usecases.storage import StorageState, check_room, storage_errors, storage_state
+from anomalia.usecases.uploads import Uploads
 
 log = structlog.get_logger("anomalia.products")
 
@@ -84,6 +88,8 @@ class ProductOptions:
     safety_factor: float = 1.1
     mm_per_px_tolerance: float = 0.01
     max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 400_000_000
+    """Decoded pixels of all the images of one teach together (``MAX_REQUEST_PIXELS``)."""
 
 
 @dataclass(frozen=True)
@@ -277,8 +283,10 @@ class ProductModels:
     def open(cls, options: ProductOptions, extractor_provider: ExtractorProvider) -> "ProductModels":
         """Remove what killed writers left behind, then load every current model."""
         products = cls(options, extractor_provider)
-        for path in products.models.clean_stale():
-            log.warning("stale_staging_removed", path=str(path))
+        products.recover()
+        state = products.storage()
+        for warning in state.warnings:
+            log.warning("data_root_warning", data_root=state.data_root, warning=warning)
         for role, rois in products.models.list_current().items():
             for roi in rois:
                 try:
@@ -288,6 +296,25 @@ class ProductModels:
                 except Exception as error:  # one broken model must not stop the others
                     log.error("product_model_unloadable", role_id=role, roi_id=roi, error=str(error))
         return products
+
+    def recover(self) -> None:
+        """Leave the data root as if the writes a killed process left unfinished had never started."""
+        try:
+            for interrupted in self.models.recover(self._undo):
+                log.warning("interrupted_write_undone", role_id=interrupted.role, roi_id=interrupted.roi,
+                            model_version=interrupted.version)
+            for path in [*self.models.clean_stale(), *self.datasets.clean_stale()]:
+                log.warning("stale_file_removed", path=str(path))
+        except OSError as error:  # e.g. a read-only data root: serve what is there, recover on a later start
+            log.warning("recovery_skipped", data_root=str(self.options.data_root), error=str(error))
+
+    def _undo(self, interrupted: Interrupted) -> None:
+        """Remove the dataset images that an interrupted teach had added (listed in its journal first)."""
+        self.datasets.remove(interrupted.role, interrupted.roi, "ok", interrupted.notes.get("dataset_ok", []))
+
+    def storage(self) -> StorageState:
+        """The data root's write access, free space and warnings (read each call; nothing written)."""
+        return storage_state(self.options.data_root)
 
     def rois(self) -> dict[str, list[str]]:
         """``{role: [roi, ...]}`` of the models loaded in memory (for ``/health``)."""
@@ -359,7 +386,11 @@ class ProductModels:
 
     # -- fit_ok -------------------------------------------------------------------------------
     def fit_ok(self, command: FitCommand, slot: FitSlot) -> TeachResult:
-        """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``."""
+        """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``.
+
+        Everything that can be checked cheaply is, before the fit: the images' headers against the
+        pixel limits, the shape against their sizes, the weights, and the disk's room and write access.
+        """
         started = time.perf_counter()
         role, roi = check_ids(command.role_id, command.roi_id)
         if slot != FitSlot(role, roi):
@@ -368,42 +399,58 @@ class ProductModels:
         if len(command.images) < MIN_FIT_IMAGES:
             raise InvalidRequest(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
                                  f"compute ok_scores); got {len(command.images)}")
-        log.info("fit_ok_started", n_images=len(command.images), backbone=self.options.backbone)
         shape = parse_shape_text(command.shape) if command.shape else None
-        images = decode_all(command.images, self.options.max_image_pixels, MIN_IMAGE_SIDE)
-        masks = [shape_mask_for(shape, image) for image in images]
-        timings = {"decode_s": round(time.perf_counter() - started, 3)}
-        detector, ok_scores, split = self._fit(images, masks, timings)
-        log.info("fit_ok_fitted", n_images=len(images), coreset_size=int(detector.memory_bank_.shape[0]),
+        uploads = Uploads(command.images, max_pixels=self.options.max_image_pixels,
+                          max_request_pixels=self.options.max_request_pixels, min_side=MIN_IMAGE_SIDE)
+        for width, height in uploads.sizes:
+            check_shape_inside(shape, height, width)
+        detector = self._detector()
+        check_room(self.options.data_root, uploads.n_bytes + bank_bytes(detector, len(uploads)))
+        log.info("fit_ok_started", n_images=len(uploads), backbone=self.options.backbone)
+        timings: dict[str, float] = {}
+        ok_scores, split = self._fit(detector, uploads, shape, timings)
+        timings["decode_s"] = round(uploads.decode_s, 3)
+        log.info("fit_ok_fitted", n_images=len(uploads), coreset_size=int(detector.memory_bank_.shape[0]),
                  **timings)
         saving = time.perf_counter()
         served = self._save_fit(command, role, roi, detector, ok_scores, split, timings)
         timings["save_s"] = round(time.perf_counter() - saving, 3)
         timings["total_s"] = round(time.perf_counter() - started, 3)
         log.info("fit_ok_done", model_version=served.version, **timings)
-        return TeachResult(**vars(self.summary(role, roi, served)), n_images=len(images), n_train=len(split[0]),
+        return TeachResult(**vars(self.summary(role, roi, served)), n_images=len(uploads), n_train=len(split[0]),
                            n_holdout=len(split[1]), ok_scores=tuple(ok_scores),
                            dataset_images=tuple(served.manifest["dataset_images"]), timings_s=timings)
 
-    def _fit(self, images: list[np.ndarray], masks: list, timings: dict) -> tuple[PatchCore, list[float], tuple]:
+    def _detector(self) -> PatchCore:
         config = fit_config(self.options)
-        train, holdout = holdout_split(len(images), HOLDOUT_FRACTION, config.seed)
         try:
-            detector = PatchCore(config, extractor=self._extractors(config))
+            return PatchCore(config, extractor=self._extractors(config))
         except (WeightsUnavailableError, WeightsFileError) as error:
             raise ModelUnavailable(f"{error} (ANOMALIA_WEIGHTS={self.options.weights})") from None
+
+    def _fit(self, detector: PatchCore, uploads: Uploads, shape: Shape | None,
+             timings: dict) -> tuple[list[float], tuple]:
+        """Fit on the training images and score the held-out ones, decoding each image when it is reached."""
+        config = detector.config
+        train, holdout = holdout_split(len(uploads), HOLDOUT_FRACTION, config.seed)
         fitting = time.perf_counter()
-        detector.fit([images[i] for i in train])
+        detector.fit(uploads.resized(config.img_size, train.tolist()))
         timings["fit_s"] = round(time.perf_counter() - fitting, 3)
         scoring = time.perf_counter()
-        ok_scores = [shape_score(image_heat(detector, images[i]), masks[i]) for i in holdout]
+        ok_scores = []
+        for index in holdout:
+            image = uploads.decode(int(index))
+            ok_scores.append(shape_score(image_heat(detector, image), shape_mask_for(shape, image)))
         timings["holdout_s"] = round(time.perf_counter() - scoring, 3)
-        return detector, ok_scores, (train, holdout)
+        return ok_scores, (train, holdout)
 
     def _save_fit(self, command: FitCommand, role: str, roi: str, detector: PatchCore, ok_scores: list[float],
                   split: tuple, timings: dict) -> ServedModel:
+        """Model files, then the new dataset images (named in the write's journal first), then the switch."""
         names = [image_name(data) for data in command.images]
-        with self.models.stage(role, roi) as (staging, version):
+        new_images = self.datasets.missing(role, roi, "ok", command.images)
+        stage = self.models.stage(role, roi, undo=self._undo)  # a failure removes the images noted below
+        with storage_errors(self.options.data_root), stage as (staging, version):
             extra = {"role_id": role, "roi_id": roi, "mm_per_px": float(command.mm_per_px),
                      "token_shape": token_shape(detector), "threshold": None, "area_mm2_thr": None,
                      "calibrated": False, "bank_version": version, "operator_id": command.operator_id,
@@ -412,6 +459,7 @@ class ProductModels:
                      "fit_shape": json.loads(command.shape) if command.shape else None,
                      "score": "p99 of the map (upsampled to the image) inside the shape", "fit_timings_s": timings}
             manifest = write_model_files(detector, staging, model_version=version, extra=extra)
+            self.models.note(staging, {"dataset_ok": new_images})  # before storing them: a kill undoes them too
             for data in command.images:
                 self.datasets.add(role, roi, "ok", data)
             folder = self.models.commit(role, roi, staging, version)
@@ -475,7 +523,7 @@ class ProductModels:
         ng = np.asarray(command.ng_scores or [], dtype=np.float64)
         stats = {k: v for k, v in result.to_dict().items() if k not in ("threshold", "overlap", "warnings")}
         stats.update(ok_mean=float(ok.mean()), ok_max=float(ok.max()), ng_min=float(ng.min()) if ng.size else None)
-        with self.models.stage(role, roi) as (staging, version):
+        with storage_errors(self.options.data_root), self.models.stage(role, roi) as (staging, version):
             self.models.derive(role, roi, served.folder, staging)
             calibration = {"threshold": result.threshold, "area_mm2_thr": float(command.area_mm2_thr),
                            "mm_per_px": served.manifest["mm_per_px"], "statistics": stats, "overlap": result.overlap,

@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from anomalia.core.detector import PatchCore
-from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError, decode_image
 from anomalia.core.roi_mask import Shape, check_inside, parse_shape, shape_mask
 from anomalia.core.scoring import image_score
 from anomalia.usecases.errors import InvalidRequest
@@ -52,13 +50,23 @@ def parse_shape_text(text: str) -> Shape:
         raise InvalidRequest(f"shape: {error}") from None
 
 
+def check_shape_inside(shape: Shape | None, height: int, width: int) -> None:
+    """Refuse a shape that leaves a ``height`` × ``width`` image (checked from headers before decoding)."""
+    if shape is None:
+        return
+    try:
+        check_inside(shape, height, width)
+    except ValueError as error:
+        raise InvalidRequest(f"shape: {error}") from None
+
+
 def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
     """Bool ``(H, W)`` mask of ``shape`` on ``image``; refused when the shape leaves the image."""
     if shape is None:
         return None
     height, width = image.shape[:2]
+    check_shape_inside(shape, height, width)
     try:
-        check_inside(shape, height, width)
         return shape_mask(shape, height, width)
     except ValueError as error:
         raise InvalidRequest(f"shape: {error}") from None
@@ -87,12 +95,9 @@ def token_shape(detector: PatchCore) -> list[int]:
     return [-(-rows // stride), -(-cols // stride)]
 
 
-def decode_all(images: Sequence[bytes], max_pixels: int, min_side: int | None = None) -> list[np.ndarray]:
-    """Decode every upload first, so one bad image rejects the request before anything is written."""
-    decoded = []
-    for index, data in enumerate(images):
-        try:
-            decoded.append(decode_image(data, max_pixels=max_pixels, min_side=min_side))
-        except (ImageDecodeError, ImageTooLargeError, ImageTooSmallError) as error:
-            raise type(error)(f"images[{index}]: {error}") from None
-    return decoded
+def bank_bytes(detector: PatchCore, n_images: int) -> int:
+    """About what a teach of ``n_images`` writes for its bank: ``embeddings.npy`` and an exact index hold
+    the coreset's float32 rows each."""
+    rows, cols = token_shape(detector)
+    channels = detector.feature_extractor().info.channels
+    return int(2 * n_images * rows * cols * detector.config.coreset_ratio * channels * 4)

@@ -42,8 +42,12 @@ def artifact_model_fields(runtime: Runtime) -> dict[str, Any]:
 async def health(runtime: RuntimeDep) -> dict:
     products = runtime.products
     rois = products.rois() if products is not None else {}
+    storage = products.storage() if products is not None else None
     return {
         "status": "ok",
+        "warnings": list(storage.warnings) if storage else [],
+        "storage": {"data_root": storage.data_root, "writable": storage.writable,
+                    "free_bytes": storage.free_bytes} if storage else None,
         "device": runtime.device,
         **artifact_model_fields(runtime),
         "model": runtime.settings.patchcore_backbone,

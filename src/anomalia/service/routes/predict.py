@@ -24,7 +24,9 @@ class PredictResponse(BaseModel):
         description="Defect outlines as [[x, y], ...] in the uploaded image's own pixel coordinates; "
                     "empty unless is_anomaly.")
     overlay_url: str | None = Field(
-        description="URL of the `*_overlay.png` (siblings `*_heat.png`, `*_mask.png`); null when SAVE_VIS=0.")
+        description="URL of the `*_overlay.png` (siblings `*_heat.png`, `*_mask.png`); null when SAVE_VIS=0. "
+                    "With BACKEND_API_KEY set it is signed (`?expires=…&signature=…`, SIGNED_URL_TTL_S) so an "
+                    "`<img>` can load it without the key header.")
 
 
 @router.post("/predict", response_model=PredictResponse, responses=error_responses({
@@ -45,4 +47,4 @@ async def predict(
     """Score one image against the ARTIFACTS_DIR model; scoring runs in a worker thread."""
     data = await file.read()
     result = await runtime.infer(predict_with, runtime.artifact, data, file.filename, mode, thr)
-    return PredictResponse(**asdict(result))
+    return PredictResponse(**{**asdict(result), "overlay_url": runtime.static_url(result.overlay_url)})

@@ -15,6 +15,7 @@ const STATUS_TEXT = {
   428: "Modelo sin calibrar",
   500: "Error del servidor",
   503: "Servicio no disponible",
+  507: "Disco lleno en el servidor",
 };
 
 export class ApiError extends Error {

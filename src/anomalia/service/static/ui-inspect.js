@@ -24,6 +24,8 @@ const state = {
 };
 
 export function initInspect() {
+  // Enter in a field must not post the form and leave the page (the answer is drawn here instead).
+  $("inspect-form").addEventListener("submit", (event) => event.preventDefault());
   setupDropzone($("inspect-drop"), $("inspect-file"), (files) => selectFile(files[0]));
   $("inspect-mode-group").addEventListener("change", () => { describeThreshold(); analyse(); });
   const requery = debounce(analyse, 250);
