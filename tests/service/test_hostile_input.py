@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 from support.images import png
-from support.service import MM, RECT, calibrate, client_for, fit, infer, product_settings, snapshot
+from support.service import MM, RECT, calibrate, client_for, fit, fit_and_calibrate, infer, product_settings
+from support.service import unchanged as unchanged_root
 
 from anomalia.synthetic import good_image
 from anomalia.usecases.limits import MAX_SCORES, MIN_IMAGE_SIDE
@@ -29,18 +30,15 @@ def settings(tmp_path_factory, single_model_dir):
 def client(settings):
     """``r/ready`` fitted and calibrated; a server error is answered (500), not raised into the test."""
     with client_for(settings, raise_server_exceptions=False) as test_client:
-        ready = fit(test_client, "r", "ready", OK_IMAGES)
-        assert ready.status_code == 200, ready.text
-        assert calibrate(test_client, "r", "ready", ready.json()["ok_scores"]).status_code == 200
+        fit_and_calibrate(test_client, "r", "ready", OK_IMAGES)
         yield test_client
 
 
 @pytest.fixture
 def unchanged(settings, client):
     """Fails the test if the request under test changed anything under BACKEND_DATA_ROOT."""
-    before = snapshot(settings.backend_data_root)
-    yield
-    assert snapshot(settings.backend_data_root) == before
+    with unchanged_root(settings.backend_data_root):
+        yield
 
 
 def raw_calibration(**tokens: str):

@@ -6,7 +6,9 @@ import json
 
 import pytest
 from support.images import png
-from support.service import MM, RECT, calibrate, client_for, fit, infer, product_settings, snapshot
+from support.service import (MM, RECT, calibrate, client_for, fit, fit_and_calibrate, infer, product_settings,
+                             snapshot)
+from support.service import unchanged as unchanged_root
 
 from anomalia.synthetic import good_image
 
@@ -28,9 +30,7 @@ def settings(root, single_model_dir):
 def client(settings):
     """``r/ready`` is fitted and calibrated, ``r/raw`` only fitted."""
     with client_for(settings) as test_client:
-        ready = fit(test_client, "r", "ready", OK_IMAGES)
-        assert ready.status_code == 200, ready.text
-        assert calibrate(test_client, "r", "ready", ready.json()["ok_scores"]).status_code == 200
+        fit_and_calibrate(test_client, "r", "ready", OK_IMAGES)
         assert fit(test_client, "r", "raw", OK_IMAGES).status_code == 200
         yield test_client
 
@@ -38,9 +38,8 @@ def client(settings):
 @pytest.fixture
 def unchanged(settings, client):
     """Fails the test if the request under test changed anything under BACKEND_DATA_ROOT."""
-    before = snapshot(settings.backend_data_root)
-    yield
-    assert snapshot(settings.backend_data_root) == before
+    with unchanged_root(settings.backend_data_root):
+        yield
 
 
 def _detail(response) -> str:

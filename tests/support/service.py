@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,21 @@ def infer(client: TestClient, role: str, roi: str, image: np.ndarray | bytes, *,
     payload = image if isinstance(image, bytes) else png(image)
     return client.post("/infer", data={"role_id": role, "roi_id": roi, "mm_per_px": str(mm), "shape": shape,
                                        **data}, files={"image": ("roi.png", payload, "image/png")})
+
+
+def fit_and_calibrate(client: TestClient, role: str, roi: str, images: list[np.ndarray]) -> None:
+    """Teach ``role/roi`` and calibrate it on its own ``ok_scores``, asserting both succeed."""
+    fitted = fit(client, role, roi, images)
+    assert fitted.status_code == 200, fitted.text
+    assert calibrate(client, role, roi, fitted.json()["ok_scores"]).status_code == 200
+
+
+@contextmanager
+def unchanged(root: Path) -> Iterator[None]:
+    """Fails the block if it changed anything under ``root`` (a refused request writes nothing)."""
+    before = snapshot(root)
+    yield
+    assert snapshot(root) == before
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
