@@ -26,7 +26,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
     configure_logging(settings.log_level)
     if demo and model_kind(settings.artifacts_dir) is None:
         build_demo_model(settings.artifacts_dir, settings.static_dir, weights=settings.anomalia_weights,
-                         img_size=settings.img_size, config_overrides=settings.query_overrides())
+                         img_size=settings.img_size, config_overrides=settings.artifact_options().query_overrides())
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
                                            log_level=settings.log_level.lower(), timeout_graceful_shutdown=10))

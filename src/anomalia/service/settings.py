@@ -114,12 +114,6 @@ class Settings(BaseSettings):
     def overlays_dir(self) -> Path:
         return self.static_dir / self.overlays_subdir
 
-    def query_overrides(self) -> dict[str, int]:
-        """``KNN_K`` / ``PATCH_STRIDE`` as model config fields, only when set: otherwise the model's defaults hold."""
-        chosen = self.model_fields_set
-        names = {"knn_k": "knn_k", "patch_stride": "stride"}
-        return {field: getattr(self, name) for name, field in names.items() if name in chosen}
-
     def _if_set(self, name: str) -> Any:
         return getattr(self, name) if name in self.model_fields_set else None
 

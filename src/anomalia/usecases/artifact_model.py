@@ -52,6 +52,11 @@ class ArtifactOptions:
     roi_path: Path | None = None
     max_image_pixels: int = 40_000_000
 
+    def query_overrides(self) -> dict[str, int]:
+        """``KNN_K`` / ``PATCH_STRIDE`` as config fields, only those set (the model's own values hold otherwise)."""
+        chosen = (("knn_k", self.knn_k), ("stride", self.stride))
+        return {field: value for field, value in chosen if value is not None}
+
 
 @dataclass(frozen=True)
 class ArtifactPrediction:
@@ -153,8 +158,7 @@ def apply_query_options(loaded: LoadedModel, options: ArtifactOptions, *, legacy
     record no size, so there it says which size the bank was built at.
     """
     detector = loaded.detector
-    changes: dict[str, Any] = {field: value for field, value in (("knn_k", options.knn_k), ("stride", options.stride))
-                               if value is not None}
+    changes: dict[str, Any] = options.query_overrides()
     if options.img_size is not None and legacy:
         changes["img_size"] = options.img_size
     elif options.img_size is not None and options.img_size != detector.config.img_size:
