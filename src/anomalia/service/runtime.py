@@ -14,6 +14,7 @@ from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
 from anomalia.usecases.products import ProductModels
+from anomalia.usecases.records import InspectionRecords
 
 T = TypeVar("T")
 
@@ -34,6 +35,7 @@ class Runtime:
     """Signs ``/static`` URLs when ``BACKEND_API_KEY`` is set (None otherwise: those files are public)."""
     artifact: ArtifactModel | None = None
     products: ProductModels | None = None
+    records: InspectionRecords | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
@@ -60,6 +62,10 @@ class Runtime:
     async def infer(self, function: Callable[..., T], *args: Any) -> T:
         """Run an inspection off the event loop."""
         return await anyio.to_thread.run_sync(function, *args, limiter=self.inference_limiter)
+
+    async def io(self, function: Callable[..., T], *args: Any) -> T:
+        """Run database or file work (a record, a query) off the event loop, beside any inspection or fit."""
+        return await anyio.to_thread.run_sync(function, *args)
 
     async def fit(self, function: Callable[..., T], *args: Any) -> T:
         """Run a fit off the event loop, one at a time."""
