@@ -308,3 +308,17 @@ def test_records_need_the_api_key_but_a_signed_image_url_opens_alone(tmp_path, d
         assert "signature=" in record["image_url"]
         assert client.get(record["image_url"]).status_code == 200  # no key: the signature opens it
         assert client.get(f"/records/{ident + 1}/image?" + record["image_url"].split("?")[1]).status_code == 401
+
+
+def test_an_unreachable_database_answers_503_and_the_server_still_starts(tmp_path, single_model_dir):
+    from anomalia.local_postgres import free_port
+
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/gone"
+    settings = product_settings(tmp_path, single_model_dir, database_url=SecretStr(url))
+    with client_for(settings) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["records"]["ready"] is False
+        assert "unavailable" in health["records"]["error"] and "hunter2" not in str(health)
+        refused = predict(client, good_image(5))
+        assert refused.status_code == 503 and "records database is unavailable" in refused.json()["detail"]
+        assert client.get("/records").status_code == 503
