@@ -108,11 +108,27 @@ def _add_db(commands) -> None:
     database.set_defaults(handler=cmd_db)
 
 
+def _add_token(commands) -> None:
+    token = commands.add_parser("token", help="named API tokens with scopes (stored hashed in the records database)")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a token and print its secret (shown once)")
+    create.add_argument("--name", required=True, help="who or what holds it, e.g. line-2-camera")
+    create.add_argument("--scope", action="append", required=True, choices=("inspect", "teach", "admin"),
+                        help="repeat for several: inspect (inspect, records, reviews), teach (teach, calibrate), "
+                             "admin (tokens, configuration)")
+    actions.add_parser("list", help="every token: id, name, scopes, created, revoked (never the secret)")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    for parser in actions.choices.values():
+        parser.add_argument("--database-url", default=None, help="as for `anomalia db`")
+    token.set_defaults(handler=cmd_token)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve, _add_db):
+    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve, _add_db, _add_token):
         add(commands)
     return parser
 
@@ -217,17 +233,51 @@ def cmd_import_legacy(args) -> int:
     return 0
 
 
-def cmd_db(args) -> int:
-    from anomalia.store.database import current_revision, default_url, head_revision, open_engine, redact, upgrade
+def _database_url(args) -> str:
+    from anomalia.store.database import default_url
 
-    url = args.database_url or os.environ.get("DATABASE_URL") or default_url(Path(os.environ.get(
+    return args.database_url or os.environ.get("DATABASE_URL") or default_url(Path(os.environ.get(
         "BACKEND_DATA_ROOT", "data")))
+
+
+def cmd_db(args) -> int:
+    from anomalia.store.database import current_revision, head_revision, open_engine, redact, upgrade
+
+    url = _database_url(args)
     engine = open_engine(url)
     try:
         revision = upgrade(engine) if args.action == "upgrade" else current_revision(engine)
     finally:
         engine.dispose()
     print(json.dumps({"database": redact(url), "revision": revision, "head": head_revision()}))
+    return 0
+
+
+def cmd_token(args) -> int:
+    from anomalia.store.database import open_engine
+    from anomalia.store.tokens import TokenStore
+    from anomalia.usecases.errors import UseCaseError
+    from anomalia.usecases.records import iso
+    from anomalia.usecases.tokens import Tokens
+
+    engine = open_engine(_database_url(args))
+    tokens = Tokens(TokenStore(engine))
+    try:
+        if args.action == "create":
+            token, secret = tokens.create(args.name, args.scope)
+            print(json.dumps({"id": token.id, "name": token.name, "scopes": list(token.scopes), "token": secret}))
+            print("store the token now: only its hash is kept, it cannot be shown again", file=sys.stderr)
+        elif args.action == "list":
+            for token in tokens.list():
+                print(json.dumps({"id": token.id, "name": token.name, "scopes": list(token.scopes),
+                                  "created_at": iso(token.created_us), "revoked_at": iso(token.revoked_us)}))
+        else:
+            tokens.revoke(args.id)
+            print(json.dumps({"id": args.id, "revoked": True}))
+    except UseCaseError as error:
+        raise CliError(str(error)) from None
+    finally:
+        engine.dispose()
     return 0
 
 

@@ -24,9 +24,11 @@ from anomalia.store.datasets import DatasetStore
 from anomalia.store.database import DatabaseUnavailable, open_engine, redact
 from anomalia.store.record_images import RecordImages
 from anomalia.store.records import RecordStore
+from anomalia.store.tokens import TokenStore
 from anomalia.store.write_locks import WriteLocks
 from anomalia.usecases.products import ProductModels, check_weights_setting
 from anomalia.usecases.records import InspectionRecords
+from anomalia.usecases.tokens import Tokens
 
 log = structlog.get_logger("anomalia.app")
 
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(request_context)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"])
+                           allow_headers=["X-API-Key", "Authorization", "X-Request-ID", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
                        path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB")})
     app.add_middleware(SecurityHeaders)  # last added, so outermost: every answer carries the headers
@@ -82,6 +84,7 @@ async def startup(runtime: Runtime) -> None:
     products = settings.product_options()
     await runtime.fit(check_weights_setting, products, runtime.extractors)  # a wrong file stops start-up
     runtime.records = await runtime.io(open_records, settings)
+    runtime.tokens = Tokens(TokenStore(runtime.records.store.engine))  # the same database
     locks = WriteLocks(settings.backend_data_root / "locks", runtime.records.store.engine)
     runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors, locks)
 

@@ -1,9 +1,7 @@
-"""Request ids, structured access logs, API-key checks, upload size limits and security headers."""
+"""Request ids, structured access logs, credential checks (``auth``), upload size limits and security headers."""
 
 from __future__ import annotations
 
-import hmac
-import re
 import time
 import uuid
 
@@ -13,33 +11,15 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anomalia.service.auth import refusal
+
 log = structlog.get_logger("anomalia.http")
-PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
-PUBLIC_PREFIXES = ("/static/ui/",)
-"""The page and its own code; what the server stores under ``/static`` needs the key or a signed URL."""
-STORED_PREFIX = "/static/"
-SIGNED_RECORD_FILE = re.compile(r"/records/\d{1,19}/(?:image|overlay)")
-"""A record's kept image or heatmap: like ``/static`` files, opened by the key or a signed URL."""
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 """On every answer: types are never sniffed, nothing is framed, no URL (signed ones included) leaks as a referrer."""
 
 
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-
-
-def _authorised(request: Request, api_key: str) -> bool:
-    """The right ``X-API-Key``, or for a stored file under ``/static`` an unexpired signed URL of it."""
-    if hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), api_key.encode()):
-        return True
-    signer = request.app.state.runtime.url_signer
-    path = request.url.path
-    signable = path.startswith(STORED_PREFIX) or SIGNED_RECORD_FILE.fullmatch(path) is not None
-    return signer is not None and signable and signer.verify(path, request.query_params)
-
-
 async def request_context(request: Request, call_next):
-    """Bind ``request_id`` for every log line, check the API key, log one line per request."""
+    """Bind ``request_id`` for every log line, check the credential and its scope, log one line per request."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     if len(request_id) > 128 or not request_id.isprintable():
         request_id = uuid.uuid4().hex
@@ -47,11 +27,9 @@ async def request_context(request: Request, call_next):
     structlog.contextvars.bind_contextvars(request_id=request_id)
     request.state.request_id = request_id
     started = time.perf_counter()
-    api_key = request.app.state.runtime.settings.backend_api_key
-    if api_key is not None and not is_public(request.url.path):
-        if not _authorised(request, api_key.get_secret_value()):
-            response = JSONResponse({"detail": "missing or invalid X-API-Key header"}, status_code=401)
-            return _finish(request, response, request_id, started)
+    refused = await refusal(request)
+    if refused is not None:
+        return _finish(request, refused, request_id, started)
     response = await call_next(request)
     return _finish(request, response, request_id, started)
 

@@ -15,6 +15,7 @@ from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
 from anomalia.usecases.products import ProductModels
 from anomalia.usecases.records import InspectionRecords
+from anomalia.usecases.tokens import Tokens
 
 T = TypeVar("T")
 
@@ -36,6 +37,7 @@ class Runtime:
     artifact: ArtifactModel | None = None
     products: ProductModels | None = None
     records: InspectionRecords | None = None
+    tokens: Tokens | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 

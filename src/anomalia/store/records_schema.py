@@ -1,4 +1,4 @@
-"""The inspection-records tables, as SQLAlchemy Core sees them (the migrations create exactly these).
+"""The inspection-records and token tables, as SQLAlchemy Core sees them (the migrations create exactly these).
 
 Times are integer microseconds since the Unix epoch (UTC): they sort, compare and bucket
 the same way on SQLite and PostgreSQL, and the API shows them as ISO 8601.
@@ -59,4 +59,14 @@ inspections = Table(
     Index("ix_inspections_station", "station_id", "created_us", "id"),
     Index("ix_inspections_review", "review_label", "created_us", "id"),
     Index("ix_inspections_request", "request_id"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
 )

@@ -37,7 +37,8 @@ class PredictResponse(BaseModel):
 
 @router.post("/predict", response_model=PredictResponse, responses=error_responses({
     400: f"'Archivo vacío.', 'No se pudo decodificar la imagen.', or an image side under {MIN_IMAGE_SIDE} px.",
-    401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong.",
+    401: "BACKEND_API_KEY is set or tokens are in use, and the credential is missing or wrong.",
+    403: "The token lacks the inspect scope.",
     413: "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS.",
     503: "No model is loaded from ARTIFACTS_DIR, its backbone weights are not available, or the records "
          "database is unreachable (nothing was recorded).",

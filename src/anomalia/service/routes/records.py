@@ -28,7 +28,8 @@ FILTERS = {"role_id", "product", "roi_id", "region", "source", "verdict", "since
 PAGE = {"limit", "cursor"}
 SIGNATURE = {"expires", "signature"}
 ERRORS = {400: "an unknown query parameter, a malformed cursor or value, or a filter outside its vocabulary",
-          401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong",
+          401: "BACKEND_API_KEY is set or tokens are in use, and the credential is missing or wrong",
+          403: "the token lacks the inspect scope",
           503: "the records database is unreachable"}
 CSV_COLUMNS = ("id", "created_at", "endpoint", "source", "role_id", "roi_id", "model_version", "weights",
                "weights_fingerprint", "score", "threshold", "area_mm2_thr", "mode", "verdict", "n_regions",

@@ -19,7 +19,9 @@ router = APIRouter(tags=["product models (role/roi)"])
 COMMON_ERRORS: dict[int, str] = {
     400: f"bad identifiers, images (undecodable, or a side under {MIN_IMAGE_SIDE} px), shape or scores; a body "
          "that cannot be parsed",
-    401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong",
+    401: "BACKEND_API_KEY is set or tokens are in use, and the credential (X-API-Key or Authorization: Bearer) "
+         "is missing or wrong",
+    403: "the token lacks the scope this endpoint needs (teach for /fit_ok and /calibrate_ng, inspect for /infer)",
     409: "a fit or calibration of this role/roi is running, mm_per_px differs from the model's, or the model's "
          "bank was built with other backbone weights",
     413: "upload over MAX_UPLOAD_MB (MAX_FIT_UPLOAD_MB for /fit_ok) or an image over MAX_IMAGE_PIXELS",
