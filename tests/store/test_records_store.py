@@ -148,3 +148,25 @@ def test_postgresql_advisory_locks_exclude_writers_that_share_no_folder(postgres
         pass
     for engine in engines:
         engine.dispose()
+
+
+def test_a_dataset_write_of_a_live_process_is_not_cleaned_by_another_server_starting(tmp_path):
+    import subprocess
+    import sys
+
+    from anomalia.store.datasets import DatasetStore
+
+    store = DatasetStore(tmp_path)
+    folder = store.folder("r", "a", "ok")
+    folder.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = folder / f".x.png.0123abcd-{sleeper.pid}.tmp"
+        dead = folder / ".y.png.0123abcd-999999999.tmp"
+        for path in (live, dead):
+            path.write_bytes(b"half")
+        assert store.clean_stale() == [dead] and live.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert store.clean_stale() == [live]

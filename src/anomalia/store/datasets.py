@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from anomalia.store.model_store import check_identifier
+from anomalia.store.model_store import check_identifier, writer_gone
 
 LABELS = ("ok", "ng")
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"BM", ".bmp"),
@@ -56,7 +56,7 @@ class DatasetStore:
         target = folder / name
         if target.exists():
             return name
-        temporary = folder / f".{name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+        temporary = folder / f".{name}.{secrets.token_hex(4)}-{os.getpid()}{TEMPORARY_SUFFIX}"
         try:
             with open(temporary, "wb") as handle:
                 handle.write(data)
@@ -89,10 +89,12 @@ class DatasetStore:
                 break
 
     def clean_stale(self) -> list[Path]:
-        """Remove the temporary files of writes that never finished (one server per data root, so at
-        start-up none is running)."""
+        """Remove the temporary files of writes that never finished: those of processes that no longer run
+        (another server sharing the data root may be writing its own right now)."""
         removed = []
         for temporary in self.root.glob(f"*/*/*/.*{TEMPORARY_SUFFIX}"):
+            if not writer_gone(temporary.name.removesuffix(TEMPORARY_SUFFIX)):
+                continue
             temporary.unlink(missing_ok=True)
             removed.append(temporary)
         return removed

@@ -131,7 +131,7 @@ def _remove_empty(folder: Path, stop: Path) -> None:
         folder = folder.parent
 
 
-def _writer_gone(name: str) -> bool:
+def writer_gone(name: str) -> bool:
     """Whether the process whose pid ends ``name`` (``...-<pid>``) no longer runs (or is this one)."""
     pid = name.rsplit("-", 1)[-1]
     return not pid.isdigit() or not _pid_alive(int(pid)) or int(pid) == os.getpid()
@@ -305,7 +305,7 @@ class ModelStore:
         undone: list[Interrupted] = []
         for intent in sorted(self.root.glob(f"*/{VERSIONS}/*/{INTENT_PREFIX}*.json")):
             stem = intent.name.removeprefix(INTENT_PREFIX).removesuffix(".json")
-            if not _writer_gone(stem):
+            if not writer_gone(stem):
                 continue
             role, roi = intent.parent.parent.parent.name, intent.parent.name
             interrupted = self._journal(intent, role, roi)
@@ -324,11 +324,11 @@ class ModelStore:
         """Remove staging folders (and stray link temporaries) left by processes that no longer run."""
         removed: list[Path] = []
         for staging in self.root.glob(f"*/{VERSIONS}/*/{STAGING_PREFIX}*"):
-            if _writer_gone(staging.name):
+            if writer_gone(staging.name):
                 shutil.rmtree(staging, ignore_errors=True)
                 removed.append(staging)
         for temporary in self.root.glob(f"*/{VERSIONS}/*/{INTENT_PREFIX}*.json.tmp"):
-            if _writer_gone(temporary.name.removesuffix(".json.tmp")):
+            if writer_gone(temporary.name.removesuffix(".json.tmp")):
                 temporary.unlink(missing_ok=True)
                 removed.append(temporary)
         for temporary in self.root.glob("*/.*.link-*"):
