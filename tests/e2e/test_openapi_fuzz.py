@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,8 @@ API_KEY = "fuzz-key"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 MAX_EXAMPLES = 30
 """Generated cases per operation in the fuzzing phase (the examples and coverage phases add their own)."""
-BUDGET_S = 90
+HANG_GUARD_S = 600
+"""Only against a hung run: how long fuzzing takes is a figure, never an assertion (it grows with the API)."""
 FUZZ_PATH = os.pathsep.join(filter(None, [str(SOURCE_ROOT), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))
 """The code under test first, then ``tests/`` for ``support.fuzz_hooks``."""
 
@@ -67,15 +67,13 @@ def test_schemathesis_finds_no_server_error_and_no_undeclared_answer(server, tmp
     assert document.status_code == 200
     (tmp_path / "openapi.json").write_bytes(document.content)
     mark = len(server.log.read_text())
-    started = time.monotonic()
     run = subprocess.run(
         [str(SCHEMATHESIS), "run", "openapi.json", "--url", server.url, "--checks", CHECKS,
          "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES), "--seed", "20261202",
          "--workers", "1", "--generation-database", "none", "--request-timeout", "60",
          "--header", f"X-API-Key: {API_KEY}", "--no-color"],
         env=subprocess_env(SCHEMATHESIS_HOOKS="support.fuzz_hooks", PYTHONPATH=FUZZ_PATH),
-        cwd=tmp_path, capture_output=True, text=True, timeout=BUDGET_S * 2)
-    elapsed = time.monotonic() - started
+        cwd=tmp_path, capture_output=True, text=True, timeout=HANG_GUARD_S)
     report = run.stdout[-12000:] + run.stderr[-3000:]
     assert run.returncode == 0, report
     statuses = server_statuses(server.log, mark)
@@ -84,4 +82,3 @@ def test_schemathesis_finds_no_server_error_and_no_undeclared_answer(server, tmp
     assert {200, 400, 422} <= set(statuses), sorted(set(statuses))
     log = server.log.read_text()[mark:]
     assert '"event": "infer"' in log and '"event": "predict"' in log, "no real image was scored"
-    assert elapsed < BUDGET_S, f"the fuzzing took {elapsed:.0f} s"
