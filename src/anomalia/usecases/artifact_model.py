@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class ArtifactPrediction:
     is_anomaly: bool
     polygons: list[list[list[int]]]
     overlay_url: str | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """``decode_ms``, ``backbone_ms``, ``knn_ms``, ``post_ms``, ``overlay_ms`` (for metrics; not in the answer)."""
 
 
 def model_kind(folder: Path) -> str | None:
@@ -128,17 +130,27 @@ class ArtifactModel:
             check_range("thr", thr, 0.0, SCORE_MAX)
         threshold = effective_threshold(self.threshold, mode, thr)
         image = decode_image(data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
+        timings = {"decode_ms": _elapsed_ms(started)}
+        step = time.perf_counter()
         result = inspect(self.loaded.detector, image, threshold=threshold, roi=self.roi,
-                         area_min=self.options.area_min)
+                         area_min=self.options.area_min, timings=timings)
+        found = polygons(result.regions) if result.is_anomaly else []
+        timings["post_ms"] = _elapsed_ms(step) - timings.get("backbone_ms", 0.0) - timings.get("knn_ms", 0.0)
+        step = time.perf_counter()
         overlay_url = None
         if self.overlays is not None:
             overlay_url = self.overlays.save(filename, visuals(image, result, self.roi))
-        found = polygons(result.regions) if result.is_anomaly else []
+            timings["overlay_ms"] = _elapsed_ms(step)
+        timings = {stage: round(ms, 1) for stage, ms in timings.items()}
         log.info("predict", score=round(result.score, 6), threshold=threshold, is_anomaly=result.is_anomaly,
                  polygons=len(found), width=image.shape[1], height=image.shape[0], mode=mode, thr=thr,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                 duration_ms=round(_elapsed_ms(started), 1), **timings)
         return ArtifactPrediction(score=result.score, threshold=threshold, is_anomaly=result.is_anomaly,
-                                  polygons=found, overlay_url=overlay_url)
+                                  polygons=found, overlay_url=overlay_url, timings_ms=timings)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None = None, mode: Mode | None = None,

@@ -560,8 +560,10 @@ class ProductModels:
         mask = shape_mask_for(shape, image)
         timings = {"decode_ms": _ms(started)}
         step = time.perf_counter()
-        heat = image_heat(served.detector, image)
+        stages: dict[str, float] = {}
+        heat = image_heat(served.detector, image, stages)
         timings["model_ms"] = _ms(step)
+        timings.update({stage: round(ms, 1) for stage, ms in stages.items()})  # backbone_ms, knn_ms
         step = time.perf_counter()
         calibration = served.calibration
         assert calibration is not None  # ready() refuses an uncalibrated model
