@@ -13,7 +13,7 @@ from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.middleware import BodyLimit, SecurityHeaders, request_context
-from anomalia.service.routes import health, pages, predict
+from anomalia.service.routes import config, health, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import teach
 from anomalia.service.runtime import Runtime
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(teach.router)
     app.include_router(infer_routes.router)
+    app.include_router(config.router)
     app.include_router(pages.router)
     pages.mount_static(app, settings)
     return app

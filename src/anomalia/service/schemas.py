@@ -6,10 +6,11 @@ Identifiers are plain strings here on purpose: the service checks them and answe
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anomalia.usecases.configuration import ArtifactModelInfo, Limits, ProductModelInfo
 from anomalia.usecases.limits import (
     AREA_MM2_THR_MAX,
     MAX_SCORES,
@@ -114,3 +115,19 @@ class InferResponse(BaseModel):
     image_size: list[int] = Field(description="[width, height] of the uploaded image (the ROI)")
     mm_per_px: float
     timings_ms: dict[str, float]
+
+
+class SettingOut(BaseModel):
+    value: Any = Field(description='the effective value; a secret is {"set": true|false}, a URL without its password')
+    source: Literal["init", "env", ".env", "yaml", "default"]
+
+
+class ConfigResponse(BaseModel):
+    """``GET /config``: the effective settings, the models served and the limits requests are held to."""
+
+    version: str
+    device: str
+    settings: dict[str, SettingOut] = Field(description="every setting by its environment variable")
+    artifact_model: ArtifactModelInfo | None = Field(description="the ARTIFACTS_DIR model (/predict)")
+    product_models: list[ProductModelInfo] = Field(description="the role/roi models loaded in memory")
+    limits: Limits

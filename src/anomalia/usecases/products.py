@@ -323,6 +323,10 @@ class ProductModels:
             found.setdefault(role, []).append(roi)
         return found
 
+    def loaded(self) -> list[tuple[str, str, ServedModel]]:
+        """``(role, roi, model)`` of every model loaded in memory, sorted (for ``/config`` and the metrics)."""
+        return [(role, roi, served) for (role, roi), served in sorted(dict(self._cache).items())]
+
     # -- reservations -------------------------------------------------------------------------
     @contextmanager
     def reserve(self, role_id: str, roi_id: str, action: str = "fit") -> Iterator[FitSlot]:
