@@ -16,6 +16,8 @@ log = structlog.get_logger("anomalia.http")
 PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/ui/",)
 """The page and its own code; what the server stores under ``/static`` needs the key or a signed URL."""
+METRICS_PATH = "/metrics"
+"""Public too when ``METRICS_PUBLIC`` is on (a Prometheus scraper without the key)."""
 STORED_PREFIX = "/static/"
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 """On every answer: types are never sniffed, nothing is framed, no URL (signed ones included) leaks as a referrer."""
@@ -43,8 +45,10 @@ async def request_context(request: Request, call_next):
     structlog.contextvars.bind_contextvars(request_id=request_id)
     request.state.request_id = request_id
     started = time.perf_counter()
-    api_key = request.app.state.runtime.settings.backend_api_key
-    if api_key is not None and not is_public(request.url.path):
+    settings = request.app.state.runtime.settings
+    api_key = settings.backend_api_key
+    public = is_public(request.url.path) or (settings.metrics_public and request.url.path == METRICS_PATH)
+    if api_key is not None and not public:
         if not _authorised(request, api_key.get_secret_value()):
             response = JSONResponse({"detail": "missing or invalid X-API-Key header"}, status_code=401)
             return _finish(request, response, request_id, started)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # backbone weights for every model this server builds: imagenet | random | file path
     anomalia_weights: str = "imagenet"
     log_level: str = "INFO"
+    # operations: GET /metrics
+    metrics_public: bool = False
+    """``/metrics`` answers without ``X-API-Key`` (for a scraper on a trusted network)."""
+    prometheus_multiproc_dir: Path | None = None
+    """prometheus-client's multi-process folder (``anomalia serve --workers N``); read from the environment."""
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 

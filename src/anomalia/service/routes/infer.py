@@ -40,4 +40,6 @@ async def infer(
     command = InferCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, image=await image.read(),
                            shape=shape, operator_id=operator_id)
     result = await runtime.infer(products.infer, command)
+    runtime.metrics.inspected("/infer", result.role_id, result.roi_id, result.is_ng, result.timings_ms)
+    runtime.models_changed()  # this worker may have loaded a version another one taught
     return InferResponse(**asdict(result))

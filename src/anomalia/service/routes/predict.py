@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
 from anomalia.service.dependencies import RuntimeDep
+from anomalia.service.metrics import ARTIFACTS
 from anomalia.service.schemas import error_responses
 from anomalia.usecases.artifact_model import predict_with
 from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX
@@ -47,4 +48,6 @@ async def predict(
     """Score one image against the ARTIFACTS_DIR model; scoring runs in a worker thread."""
     data = await file.read()
     result = await runtime.infer(predict_with, runtime.artifact, data, file.filename, mode, thr)
-    return PredictResponse(**{**asdict(result), "overlay_url": runtime.static_url(result.overlay_url)})
+    runtime.metrics.inspected("/predict", ARTIFACTS, "", result.is_anomaly, result.timings_ms)
+    answer = {key: value for key, value in asdict(result).items() if key != "timings_ms"}
+    return PredictResponse(**{**answer, "overlay_url": runtime.static_url(result.overlay_url)})

@@ -71,6 +71,8 @@ async def fit_ok(
                          images=images_data, operator_id=operator_id, shape=shape)
     with products.reserve(role_id, roi_id, "fit") as slot:
         result = await runtime.fit(products.fit_ok, command, slot)
+    runtime.metrics.fitted(result.role_id, result.roi_id, result.timings_s)
+    runtime.models_changed()
     return FitResponse(**asdict(result))
 
 
@@ -81,4 +83,5 @@ async def calibrate_ng(runtime: RuntimeDep, products: ProductsDep, body: Calibra
     bind_ids(body.role_id, body.roi_id)
     command = CalibrateCommand(**body.model_dump())
     result = await runtime.infer(products.calibrate_ng, command)
+    runtime.models_changed()
     return CalibrateResponse(**asdict(result))
