@@ -134,3 +134,10 @@ def test_in_flight_and_rejections():
 def test_predict_answers_exactly_as_before(client):
     assert set(post_image(client, good_image(902)).json()) == {"score", "threshold", "is_anomaly", "polygons",
                                                               "overlay_url"}
+
+
+def test_the_openapi_document_declares_both_operations_endpoints(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    metrics = paths["/metrics"]["get"]["responses"]
+    assert set(metrics["200"]["content"]) == {"text/plain"} and "401" in metrics
+    assert {"200", "401"} <= set(paths["/config"]["get"]["responses"])
