@@ -36,6 +36,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False, workers
     if settings.prometheus_multiproc_dir is not None:  # the previous run's values must not be added to this one's
         clear_multiprocess_dir(settings.prometheus_multiproc_dir)
     if workers > 1:
+        if settings.prometheus_multiproc_dir is None:
+            log.warning("metrics_per_worker", workers=workers,
+                        hint="set PROMETHEUS_MULTIPROC_DIR so /metrics answers the sum over all workers")
         return serve_workers(host, port, workers, settings.log_level)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
