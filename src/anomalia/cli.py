@@ -96,6 +96,9 @@ def _add_serve(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="build a demo model first when none exists")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (uvicorn's supervisor); each loads its own models. With more than "
+                            "one, set PROMETHEUS_MULTIPROC_DIR so /metrics sums every worker")
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -287,7 +290,9 @@ def cmd_serve(args) -> int:
     except ImportError as error:
         raise CliError(f"the HTTP service needs its extra: pip install 'anomalia[service]' ({error})") from None
 
-    return serve(host=args.host, port=args.port, demo=args.demo)
+    if args.workers < 1:
+        raise CliError(f"--workers must be at least 1; got {args.workers}")
+    return serve(host=args.host, port=args.port, demo=args.demo, workers=args.workers)
 
 
 def main(argv: list[str] | None = None) -> int:

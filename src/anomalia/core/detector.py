@@ -36,6 +36,8 @@ class Prediction:
 
 
 Progress = Callable[[int], None]
+Timings = dict[str, float]
+"""Milliseconds per stage (``backbone_ms``, ``knn_ms``), added to when a caller passes one in."""
 PROBES_PER_IMAGE = 64
 MAX_PROBES = 4096
 """Patches kept from the taught images to measure an approximate index's recall (``knn_index="auto"``)."""
@@ -185,16 +187,17 @@ class PatchCore:
         return detector
 
     # -- scoring ------------------------------------------------------------------------
-    def predict(self, images: Sequence[np.ndarray], *, mask: np.ndarray | None = None) -> list[Prediction]:
+    def predict(self, images: Sequence[np.ndarray], *, mask: np.ndarray | None = None,
+                timings: Timings | None = None) -> list[Prediction]:
         """Score BGR images; ``mask`` (``img_size``² bool) limits where the image score is read."""
         self._check_fitted()
-        return [p for _, predictions in self._scored_batches(list(images), mask) for p in predictions]
+        return [p for _, predictions in self._scored_batches(list(images), mask, timings) for p in predictions]
 
-    def _scored_batches(self, images: Sequence[np.ndarray],
-                        mask: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
+    def _scored_batches(self, images: Sequence[np.ndarray], mask: np.ndarray | None = None,
+                        timings: Timings | None = None) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
         """Per batch: its ``(B, h, w, C)`` embeddings and its predictions."""
         for batch in self._batches(images):
-            embeddings, distances, nearest = self.patch_distances(batch)
+            embeddings, distances, nearest = self.patch_distances(batch, timings)
             predictions = []
             for i, image in enumerate(batch):
                 heat = self.map_from_distances(distances[i])
@@ -202,17 +205,27 @@ class PatchCore:
                                               anomaly_map=heat, image_size=(image.shape[1], image.shape[0])))
             yield embeddings, predictions
 
-    def anomaly_maps(self, images: list[np.ndarray]) -> np.ndarray:
+    def anomaly_maps(self, images: list[np.ndarray], timings: Timings | None = None) -> np.ndarray:
         """``(B, img_size, img_size)`` smoothed distance maps for one batch."""
         self._check_fitted()
-        _, distances, _ = self.patch_distances(images)
+        _, distances, _ = self.patch_distances(images, timings)
         return np.stack([self.map_from_distances(d) for d in distances])
 
-    def patch_distances(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Embeddings ``(B, h, w, C)``, mean kNN distance ``(B, h, w)`` and nearest bank row ``(B, h, w)``."""
+    def patch_distances(self, images: list[np.ndarray],
+                        timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embeddings ``(B, h, w, C)``, mean kNN distance ``(B, h, w)`` and nearest bank row ``(B, h, w)``.
+
+        ``timings`` (optional) gets the milliseconds spent in the backbone and in the search added.
+        """
+        started = time.perf_counter()
         embeddings = self.embed(images)
+        searching = time.perf_counter()
         b, h, w, c = embeddings.shape
         distances, ids = self.knn_.search_images(embeddings.reshape(b, h * w, c), self.config.knn_k)
+        if timings is not None:
+            done = time.perf_counter()
+            timings["backbone_ms"] = timings.get("backbone_ms", 0.0) + (searching - started) * 1000
+            timings["knn_ms"] = timings.get("knn_ms", 0.0) + (done - searching) * 1000
         return embeddings, distances.mean(axis=2).reshape(b, h, w), ids[:, :, 0].reshape(b, h, w)
 
     def map_from_distances(self, patch_distances: np.ndarray) -> np.ndarray:

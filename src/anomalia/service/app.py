@@ -12,8 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
+from anomalia.service.metrics import RequestMetrics
 from anomalia.service.middleware import BodyLimit, SecurityHeaders, request_context
-from anomalia.service.routes import health, pages, predict
+from anomalia.service.routes import config, health, metrics, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import records as record_routes
 from anomalia.service.routes import teach
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if runtime.records is not None:
             runtime.records.store.engine.dispose()
+        runtime.metrics.process_exited()
 
     app = FastAPI(title="anomalia", version=__version__, lifespan=lifespan,
                   description="PatchCore visual inspection: /predict with the model in ARTIFACTS_DIR, and "
@@ -59,12 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["X-API-Key", "Authorization", "X-Request-ID", "Content-Type"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
                        path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB")})
+    app.add_middleware(RequestMetrics, metrics=runtime.metrics, routes=app.router.routes)
     app.add_middleware(SecurityHeaders)  # last added, so outermost: every answer carries the headers
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(teach.router)
     app.include_router(infer_routes.router)
     app.include_router(record_routes.router)
+    app.include_router(config.router)
+    app.include_router(metrics.router)
     app.include_router(pages.router)
     pages.mount_static(app, settings)
     return app
@@ -87,6 +92,7 @@ async def startup(runtime: Runtime) -> None:
     runtime.tokens = Tokens(TokenStore(runtime.records.store.engine))  # the same database
     locks = WriteLocks(settings.backend_data_root / "locks", runtime.records.store.engine)
     runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors, locks)
+    runtime.models_changed()
 
 
 def open_records(settings: Settings) -> InspectionRecords:

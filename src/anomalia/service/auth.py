@@ -20,6 +20,8 @@ from anomalia.usecases.tokens import API_KEY_CALLER, Caller
 PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/ui/",)
 """The page and its own code; what the server stores under ``/static`` needs a credential or a signed URL."""
+METRICS_PATH = "/metrics"
+"""Public too when ``METRICS_PUBLIC`` is on (a Prometheus scraper without a credential)."""
 STORED_PREFIX = "/static/"
 SIGNED_RECORD_FILE = re.compile(r"/records/\d{1,19}/(?:image|overlay)")
 """A record's kept image or heatmap: like ``/static`` files, opened by a credential or a signed URL."""
@@ -65,7 +67,8 @@ async def refusal(request: Request) -> JSONResponse | None:
     api_key = runtime.settings.backend_api_key
     tokens = runtime.tokens
     enforced = api_key is not None or (tokens is not None and await anyio.to_thread.run_sync(tokens.enforced))
-    if not enforced or is_public(request.url.path):
+    public = is_public(request.url.path) or (runtime.settings.metrics_public and request.url.path == METRICS_PATH)
+    if not enforced or public:
         return None
     presented = presented_credential(request)
     caller: Caller | None = None

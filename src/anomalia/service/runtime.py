@@ -9,10 +9,12 @@ from typing import Any, Callable, TypeVar
 import anyio
 
 from anomalia.core.device import resolve_device
+from anomalia.service.metrics import Metrics
 from anomalia.service.settings import Settings
 from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
+from anomalia.usecases.configuration import artifact_model_info, product_model_infos
 from anomalia.usecases.products import ProductModels
 from anomalia.usecases.records import InspectionRecords
 from anomalia.usecases.tokens import Tokens
@@ -40,13 +42,14 @@ class Runtime:
     tokens: Tokens | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
         key = settings.backend_api_key
         signer = UrlSigner(key.get_secret_value(), settings.signed_url_ttl_s) if key is not None else None
         return cls(settings=settings, extractors=ExtractorCache(resolve_device(settings.backend_device)),
-                   url_signer=signer)
+                   url_signer=signer, metrics=Metrics.create(settings.prometheus_multiproc_dir))
 
     def static_url(self, url: str | None) -> str | None:
         """A URL of a stored file as the client may load it: signed when the API key is on."""
@@ -62,8 +65,13 @@ class Runtime:
         return self.extractors.device
 
     async def infer(self, function: Callable[..., T], *args: Any) -> T:
-        """Run an inspection off the event loop."""
-        return await anyio.to_thread.run_sync(function, *args, limiter=self.inference_limiter)
+        """Run an inspection off the event loop (counted in flight while it waits and runs)."""
+        with self.metrics.inspection():
+            return await anyio.to_thread.run_sync(function, *args, limiter=self.inference_limiter)
+
+    def models_changed(self) -> None:
+        """Update the metrics' model info from what is loaded now (after start-up, a fit, a calibration)."""
+        self.metrics.models_served(artifact_model_info(self.artifact), product_model_infos(self.products))
 
     async def io(self, function: Callable[..., T], *args: Any) -> T:
         """Run database or file work (a record, a query) off the event loop, beside any inspection or fit."""

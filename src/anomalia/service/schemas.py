@@ -6,10 +6,11 @@ Identifiers are plain strings here on purpose: the service checks them and answe
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from anomalia.usecases.configuration import ArtifactModelInfo, Limits, ProductModelInfo
 from anomalia.usecases.limits import (
     AREA_MM2_THR_MAX,
     MAX_SCORES,
@@ -125,3 +126,19 @@ class InferResponse(BaseModel):
     timings_ms: dict[str, float]
     record_id: int = Field(description="id of this inspection's record (GET /records/{id}); the answer is sent "
                                        "once the record is committed")
+
+
+class SettingOut(BaseModel):
+    value: Any = Field(description='the effective value; a secret is {"set": true|false}, a URL without its password')
+    source: Literal["init", "env", ".env", "yaml", "default"]
+
+
+class ConfigResponse(BaseModel):
+    """``GET /config``: the effective settings, the models served and the limits requests are held to."""
+
+    version: str
+    device: str
+    settings: dict[str, SettingOut] = Field(description="every setting by its environment variable")
+    artifact_model: ArtifactModelInfo | None = Field(description="the ARTIFACTS_DIR model (/predict)")
+    product_models: list[ProductModelInfo] = Field(description="the role/roi models loaded in memory")
+    limits: Limits

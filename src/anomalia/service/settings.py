@@ -11,8 +11,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from anomalia.core.features import available_backbones
 from anomalia.core.config import DISTANCES
@@ -21,6 +31,7 @@ from anomalia.store.database import default_url, redact
 from anomalia.store.overlay_files import OverlayFolder
 from anomalia.store.record_images import Retention
 from anomalia.usecases.artifact_model import ArtifactOptions
+from anomalia.usecases.configuration import SettingValue
 from anomalia.usecases.products import ProductOptions
 
 _RETENTION = re.compile(r"^(\d+)([smhd]?)$")
@@ -72,6 +83,17 @@ class Settings(BaseSettings):
     # backbone weights for every model this server builds: imagenet | random | file path
     anomalia_weights: str = "imagenet"
     log_level: str = "INFO"
+    # operations: GET /metrics
+    metrics_public: bool = False
+    """``/metrics`` answers without ``X-API-Key`` (for a scraper on a trusted network)."""
+    prometheus_multiproc_dir: Path | None = None
+    """prometheus-client's multi-process folder (``anomalia serve --workers N``); read from the environment."""
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._sources = _sources_of(type(self), {k: v for k, v in values.items() if not k.startswith("_")})
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -117,6 +139,17 @@ class Settings(BaseSettings):
     def _check_device(cls, value: str) -> str:
         resolve_device(value)  # auto | cpu | cuda[:N], and CUDA must be there when asked for
         return value
+
+    def effective(self) -> list[SettingValue]:
+        """Every setting with its value (paths as text, secrets as they are: the view masks them) and its source."""
+        found = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            secret = isinstance(value, SecretStr) or "SecretStr" in str(info.annotation)
+            if isinstance(value, Path):
+                value = str(value)
+            found.append(SettingValue(name.upper(), value, self._sources.get(name, "default"), secret))
+        return found
 
     @property
     def overlays_dir(self) -> Path:
@@ -176,6 +209,33 @@ class Settings(BaseSettings):
         """``(max_files, max_age_seconds)``: exactly one is set."""
         number, unit = _RETENTION.match(self.overlay_retention).groups()  # type: ignore[union-attr]
         return (None, int(number) * _SECONDS[unit]) if unit else (int(number), None)
+
+
+def _sources_of(settings_cls: type[BaseSettings], init_values: dict[str, Any]) -> dict[str, str]:
+    """``{field: source}`` for the fields some source gave, by asking each source what it holds.
+
+    The same sources as ``settings_customise_sources`` builds, read right after the settings were,
+    and applied from the lowest precedence up, so the source that won each field is the one left.
+    """
+    ordered = settings_cls.settings_customise_sources(
+        settings_cls, InitSettingsSource(settings_cls, init_kwargs=init_values), EnvSettingsSource(settings_cls),
+        DotEnvSettingsSource(settings_cls), SecretsSettingsSource(settings_cls))
+    fields = set(settings_cls.model_fields)
+    found: dict[str, str] = {}
+    for source in reversed(ordered):
+        label = _source_label(source)
+        for key in source():
+            if key.lower() in fields:
+                found[key.lower()] = label
+    return found
+
+
+def _source_label(source: PydanticBaseSettingsSource) -> str:
+    for kind, label in ((YamlConfigSettingsSource, "yaml"), (InitSettingsSource, "init"),
+                        (DotEnvSettingsSource, ".env"), (EnvSettingsSource, "env")):
+        if isinstance(source, kind):
+            return label
+    return type(source).__name__
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class ArtifactPrediction:
     mode: str | None = None
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     """``model_version``, ``backbone``, ``weights``, ``weights_fingerprint`` of the model that decided."""
+    timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    """``decode_ms``, ``backbone_ms``, ``knn_ms``, ``post_ms``, ``overlay_ms`` (for metrics; not in the answer)."""
 
 
 def model_kind(folder: Path) -> str | None:
@@ -138,21 +140,31 @@ class ArtifactModel:
             check_range("thr", thr, 0.0, SCORE_MAX)
         threshold = effective_threshold(self.threshold, mode, thr)
         image = decode_image(data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
+        timings = {"decode_ms": _elapsed_ms(started)}
+        step = time.perf_counter()
         result = inspect(self.loaded.detector, image, threshold=threshold, roi=self.roi,
-                         area_min=self.options.area_min)
+                         area_min=self.options.area_min, timings=timings)
+        found = polygons(result.regions) if result.is_anomaly else []
+        timings["post_ms"] = _elapsed_ms(step) - timings.get("backbone_ms", 0.0) - timings.get("knn_ms", 0.0)
+        step = time.perf_counter()
         overlay_url = None
         if self.overlays is not None:
             overlay_url = self.overlays.save(filename, visuals(image, result, self.roi))
-        found = polygons(result.regions) if result.is_anomaly else []
+            timings["overlay_ms"] = _elapsed_ms(step)
+        timings = {stage: round(ms, 1) for stage, ms in timings.items()}
         regions = [region.to_dict() for region in result.regions] if result.is_anomaly else []
         log.info("predict", score=round(result.score, 6), threshold=threshold, is_anomaly=result.is_anomaly,
                  polygons=len(found), width=image.shape[1], height=image.shape[0], mode=mode, thr=thr,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                 duration_ms=round(_elapsed_ms(started), 1), **timings)
         manifest = self.loaded.manifest
         return ArtifactPrediction(score=result.score, threshold=threshold, is_anomaly=result.is_anomaly,
                                   polygons=found, overlay_url=overlay_url, regions=regions,
                                   image_size=(int(image.shape[1]), int(image.shape[0])), mode=mode,
-                                  model={key: manifest.get(key) for key in MODEL_FIELDS})
+                                  model={key: manifest.get(key) for key in MODEL_FIELDS}, timings_ms=timings)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None = None, mode: Mode | None = None,

@@ -35,9 +35,13 @@ def model_threshold(detector: PatchCore) -> float:
 
 
 def inspect(detector: PatchCore, image: np.ndarray, *, threshold: float, roi: np.ndarray | None = None,
-            area_min: float = 200.0, mm_per_px: float | None = None) -> Inspection:
-    """Seed 000 sections 8–9: score inside the ROI, binarise at the threshold, extract polygons."""
-    prediction = detector.predict([image], mask=roi)[0]
+            area_min: float = 200.0, mm_per_px: float | None = None,
+            timings: dict[str, float] | None = None) -> Inspection:
+    """Seed 000 sections 8–9: score inside the ROI, binarise at the threshold, extract polygons.
+
+    ``timings`` (optional) gets the backbone's and the search's milliseconds added (``PatchCore.predict``).
+    """
+    prediction = detector.predict([image], mask=roi, timings=timings)[0]
     heat = prediction.anomaly_map
     heat_norm, hmin, hmax = normalise(heat)
     binary = binarize(heat_norm, threshold_norm(threshold, hmin, hmax), roi)

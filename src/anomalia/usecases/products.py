@@ -335,6 +335,10 @@ class ProductModels:
             found.setdefault(role, []).append(roi)
         return found
 
+    def loaded(self) -> list[tuple[str, str, ServedModel]]:
+        """``(role, roi, model)`` of every model loaded in memory, sorted (for ``/config`` and the metrics)."""
+        return [(role, roi, served) for (role, roi), served in sorted(dict(self._cache).items())]
+
     # -- reservations -------------------------------------------------------------------------
     @contextmanager
     def reserve(self, role_id: str, roi_id: str, action: str = "fit") -> Iterator[FitSlot]:
@@ -586,8 +590,10 @@ class ProductModels:
         mask = shape_mask_for(shape, image)
         timings = {"decode_ms": _ms(started)}
         step = time.perf_counter()
-        heat = image_heat(served.detector, image)
+        stages: dict[str, float] = {}
+        heat = image_heat(served.detector, image, stages)
         timings["model_ms"] = _ms(step)
+        timings.update({stage: round(ms, 1) for stage, ms in stages.items()})  # backbone_ms, knn_ms
         step = time.perf_counter()
         calibration = served.calibration
         assert calibration is not None  # ready() refuses an uncalibrated model

@@ -72,9 +72,9 @@ def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
         raise InvalidRequest(f"shape: {error}") from None
 
 
-def image_heat(detector: PatchCore, image: np.ndarray) -> np.ndarray:
+def image_heat(detector: PatchCore, image: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
     """The anomaly map upsampled to the image's own size ``(H, W)`` (seed 004 pipeline step 4)."""
-    heat = detector.anomaly_maps([image])[0]
+    heat = detector.anomaly_maps([image], timings)[0]
     return cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 

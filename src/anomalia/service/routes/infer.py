@@ -8,7 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from anomalia.service.dependencies import ProductsDep, RecordsDep, RuntimeDep
-from anomalia.service.routes.record_fields import CLIENT_ID_DOC, request_facts
+from anomalia.service.routes.record_fields import CLIENT_ID_DOC, record_ms, request_facts
 from anomalia.service.routes.teach import (
     COMMON_ERRORS,
     MM_PER_PX_DOC,
@@ -50,6 +50,10 @@ async def infer(
     command = InferCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, image=data,
                            shape=shape, operator_id=operator_id)
     result = await runtime.infer(products.infer, command)
+    record_started = time.perf_counter()
     record = await runtime.io(records.record_product, result, data,
                               request_facts(request, "/infer", image.filename, started), client)
+    runtime.metrics.inspected("/infer", result.role_id, result.roi_id, result.is_ng,
+                              {**result.timings_ms, "record_ms": record_ms(record_started)})
+    runtime.models_changed()  # this worker may have loaded a version another one taught
     return InferResponse(**asdict(result), record_id=record.id)

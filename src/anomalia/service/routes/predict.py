@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
 from anomalia.service.dependencies import RecordsDep, RuntimeDep
-from anomalia.service.routes.record_fields import CLIENT_ID_DOC, request_facts
+from anomalia.service.routes.record_fields import CLIENT_ID_DOC, record_ms, request_facts
+from anomalia.service.metrics import ARTIFACTS
 from anomalia.service.schemas import error_responses
 from anomalia.usecases.artifact_model import predict_with
 from anomalia.usecases.limits import MAX_TEXT_ID, MIN_IMAGE_SIDE, SCORE_MAX
@@ -62,7 +63,11 @@ async def predict(
     client = ClientFields(part_id, station_id, operator_id).checked()  # refused before any work
     data = await file.read()
     result = await runtime.infer(predict_with, runtime.artifact, data, file.filename, mode, thr)
+    record_started = time.perf_counter()
     record = await runtime.io(records.record_artifact, result, data,
                               request_facts(request, "/predict", file.filename, started), client)
-    return PredictResponse(**{**asdict(result), "overlay_url": runtime.static_url(result.overlay_url),
+    runtime.metrics.inspected("/predict", ARTIFACTS, "", result.is_anomaly,
+                              {**result.timings_ms, "record_ms": record_ms(record_started)})
+    answer = {key: value for key, value in asdict(result).items() if key != "timings_ms"}
+    return PredictResponse(**{**answer, "overlay_url": runtime.static_url(result.overlay_url),
                               "record_id": record.id})

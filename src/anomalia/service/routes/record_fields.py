@@ -18,3 +18,8 @@ def request_facts(request: Request, endpoint: str, filename: str | None, started
     return RequestFacts(endpoint=endpoint, request_id=getattr(request.state, "request_id", None), filename=filename,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                         token_id=getattr(request.state, "token_id", None))
+
+
+def record_ms(started: float) -> float:
+    """Milliseconds since ``started``: the record write's stage in ``/metrics``."""
+    return round((time.perf_counter() - started) * 1000, 2)

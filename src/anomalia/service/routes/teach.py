@@ -76,6 +76,8 @@ async def fit_ok(
                          operator_id=operator_id, shape=shape, from_dataset=from_dataset)
     with products.reserve(role_id, roi_id, "fit") as slot:
         result = await runtime.fit(products.fit_ok, command, slot)
+    runtime.metrics.fitted(result.role_id, result.roi_id, result.timings_s)
+    runtime.models_changed()
     return FitResponse(**asdict(result))
 
 
@@ -89,4 +91,5 @@ async def calibrate_ng(runtime: RuntimeDep, products: ProductsDep, records: Reco
     if body.from_reviews:  # plus the scores operators labelled on this model's bank
         command = await runtime.io(records.with_reviewed_scores, products, command)
     result = await runtime.infer(products.calibrate_ng, command)
+    runtime.models_changed()
     return CalibrateResponse(**asdict(result))
