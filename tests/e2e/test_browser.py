@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
-from contextlib import contextmanager
 
 import cv2
 import httpx
 import pytest
-from support.browser import CHROMIUM, VIEWPORT, fit_with_cli, screenshot
+from support.browser import CHROMIUM, VIEWPORT, fit_with_cli, open_page, screenshot, wait_until
 from support.images import png
 from support.server import Server, server_env
 
@@ -117,40 +115,6 @@ def defect(server, samples):
     path = samples / "defect.png"
     path.write_bytes(best[0])
     return path, best[1]
-
-
-@contextmanager
-def open_page(browser, url: str, *, enforce_csp: bool = False):
-    """A fresh tab at 1280x800 on the page; fails the test on any uncaught JavaScript error.
-
-    Playwright's ``wait_for_function`` evaluates strings in the page, which the page's own
-    Content-Security-Policy forbids, so only ``enforce_csp`` tabs keep the policy (and fail on any
-    report of it); they wait with :func:`wait_until` instead."""
-    context = browser.new_context(viewport=VIEWPORT, bypass_csp=not enforce_csp)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    requested: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
-            else None)  # anything the page's policy blocks
-    page.on("request", lambda request: requested.append(request.url))
-    page.goto(f"{url}/")
-    page.wait_for_selector('#ui-health[data-state="ok"]')
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not errors, errors
-    assert all(u.startswith((f"{url}/", "data:", "blob:")) for u in requested), requested  # no CDN, nothing else
-
-
-def wait_until(page, expression: str, timeout_s: float = 60) -> None:
-    """Poll ``expression`` through the DevTools protocol (allowed under the page's policy)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -336,6 +336,48 @@ def test_explain_verdict(page):
         == "score 0.5000 ≤ umbral 0.5000"
 
 
+# ---- ui-record-text.js: the "Historial" tab's texts and query ----
+
+def test_product_text(page):
+    assert js(page, "ui-record-text", "productText", {"source": "artifacts", "role_id": None}) == "modelo único"
+    assert js(page, "ui-record-text", "productText",
+              {"source": "product", "role_id": "carcasa", "roi_id": "tornillo"}) == "carcasa / tornillo"
+    assert js(page, "ui-record-text", "productText", {"source": "product", "role_id": None, "roi_id": None}) == "—"
+
+
+@pytest.mark.parametrize(("verdict", "review", "text"), [
+    ("NG", None, "Sin revisar"), ("OK", None, "Sin revisar"),
+    ("NG", {"label": "ok"}, "OK (falso NG)"), ("NG", {"label": "ng"}, "NG confirmado"),
+    ("OK", {"label": "ok"}, "OK confirmado"), ("OK", {"label": "ng"}, "NG no detectado"),
+])
+def test_review_text_reads_the_label_against_the_verdict(page, verdict, review, text):
+    assert js(page, "ui-record-text", "reviewText", verdict, review) == text
+
+
+def test_review_choices(page):
+    assert js(page, "ui-record-text", "reviewChoices", "NG") == [{"label": "ok", "text": "OK (falso NG)"},
+                                                                 {"label": "ng", "text": "NG confirmado"}]
+    assert [c["text"] for c in js(page, "ui-record-text", "reviewChoices", "OK")] == ["OK confirmado",
+                                                                                     "NG no detectado"]
+
+
+def test_record_query_leaves_out_empty_filters(page):
+    filters = {"role_id": " carcasa ", "roi_id": "", "verdict": "NG", "part_id": "  ", "since": None}
+    assert js(page, "ui-record-text", "recordQuery", filters) == "role_id=carcasa&verdict=NG"
+    assert js(page, "ui-record-text", "recordQuery", {"part_id": "a&b=c"}, {"limit": 50, "cursor": None}) == \
+        "part_id=a%26b%3Dc&limit=50"
+    assert js(page, "ui-record-text", "recordQuery", {}) == ""
+
+
+def test_dates_between_the_operator_clock_and_utc(page):
+    assert js(page, "ui-record-text", "isoFromLocal", "") == ""
+    local = js(page, "ui-record-text", "isoFromLocal", "2024-05-01T13:45:07")
+    assert js(page, "ui-record-text", "localTime", local) == "2024-05-01 13:45:07"  # and back, whatever the zone
+    assert js_error(page, "ui-record-text", "isoFromLocal", "ayer") == "«ayer» no es una fecha"
+    assert js(page, "ui-record-text", "localTime", None) == "—"
+    assert js(page, "ui-record-text", "localTime", "no es una fecha") == "—"
+
+
 # ---- the mode choice has one source: /health's mode_factors ----
 
 def mode_choice(page) -> dict:

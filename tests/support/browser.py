@@ -6,6 +6,8 @@ Playwright never downloads a browser here: it drives ``/usr/bin/chromium`` (``ma
 from __future__ import annotations
 
 import subprocess
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from support.server import ANOMALIA, subprocess_env
@@ -33,3 +35,37 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@contextmanager
+def open_page(browser, url: str, *, enforce_csp: bool = False):
+    """A fresh tab at 1280x800 on the page; fails the test on any uncaught JavaScript error.
+
+    Playwright's ``wait_for_function`` evaluates strings in the page, which the page's own
+    Content-Security-Policy forbids, so only ``enforce_csp`` tabs keep the policy (and fail on any
+    report of it); they wait with :func:`wait_until` instead."""
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=not enforce_csp)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    requested: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text
+            else None)  # anything the page's policy blocks
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{url}/")
+    page.wait_for_selector('#ui-health[data-state="ok"]')
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, errors
+    assert all(u.startswith((f"{url}/", "data:", "blob:")) for u in requested), requested  # no CDN, nothing else
+
+
+def wait_until(page, expression: str, timeout_s: float = 60) -> None:
+    """Poll ``expression`` through the DevTools protocol (allowed under the page's policy)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)

@@ -1,5 +1,6 @@
-// HTTP helpers shared by both tabs: X-API-Key handling, upload progress, readable errors.
-// Every request goes through `call`, so a 401 anywhere asks for the key once and retries.
+// HTTP helpers shared by every tab: X-API-Key handling, upload progress, readable errors.
+// Every request goes through `call` (or `fetchBlob`, for downloads), so a 401 anywhere asks for the key
+// once and retries.
 // Owns the `api-key-*` ids: the key dialog and the top bar's key button.
 
 const KEY_STORAGE = "anomalia.apiKey";
@@ -104,6 +105,24 @@ export async function call(method, path, body = null, options = {}) {
     if (status >= 200 && status < 300) return data;
     if (status === 401 && (await askForKey(data && data.detail))) continue;
     throw new ApiError(status, data ? data.detail : null);
+  }
+}
+
+/** GET `path` as a Blob (a file to save, such as the CSV export): the key and the 401 retry of `call`.
+ * (XMLHttpRequest is kept for `call` for its upload progress; a download needs none.) */
+export async function fetchBlob(path) {
+  for (;;) {
+    const key = storedKey();
+    let response;
+    try {
+      response = await fetch(path, { headers: key ? { "X-API-Key": key } : {} });
+    } catch {
+      throw new ApiError(0, "la petición no llegó al servidor");
+    }
+    if (response.ok) return response.blob();
+    const data = parseBody(await response.text());
+    if (response.status === 401 && (await askForKey(data && data.detail))) continue;
+    throw new ApiError(response.status, data ? data.detail : null);
   }
 }
 

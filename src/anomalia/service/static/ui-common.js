@@ -1,4 +1,4 @@
-// Small DOM helpers shared by both tabs: drop zones, image loading, polygons, alerts, verdicts.
+// Small DOM helpers shared by every tab: drop zones, image loading, polygons, alerts, verdicts.
 // (Text formatting is ui-format.js.)
 
 export const $ = (id) => document.getElementById(id);
@@ -87,4 +87,14 @@ export function debounce(fn, ms) {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
+}
+
+/** Save a Blob as a file named `name` (through a blob: URL, allowed by the page's policy). */
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = Object.assign(document.createElement("a"), { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

@@ -4,10 +4,11 @@
 import { call, initApiKey } from "./ui-api.js";
 import { $ } from "./ui-common.js";
 import { initInspect, setModelInfo } from "./ui-inspect.js";
+import { initRecords, refreshRecords, setRecordProducts } from "./ui-records.js";
 import { initShapes } from "./ui-shapes.js";
 import { initTeach, setKnownProducts } from "./ui-teach.js";
 
-const TABS = ["inspect", "teach"];
+const TABS = ["inspect", "teach", "history"];
 
 function selectTab(name, focus = false) {
   for (const tab of TABS) {
@@ -19,6 +20,7 @@ function selectTab(name, focus = false) {
     if (selected && focus) button.focus();
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+  if (name === "history") refreshRecords();  // each visit shows the inspections made since the last one
 }
 
 function initTabs() {
@@ -41,6 +43,7 @@ async function refreshHealth() {
     const health = await call("GET", "health");
     setModelInfo(health);
     setKnownProducts(health.rois);
+    setRecordProducts(health.rois);
     chip.dataset.state = "ok";
     chip.textContent = `Servicio en línea · ${health.device} · v${health.version}`;
   } catch (error) {
@@ -50,11 +53,12 @@ async function refreshHealth() {
 }
 
 function init() {
-  initTabs();
   initApiKey();
   initInspect();
   initShapes();
   initTeach({ onModelChange: refreshHealth });
+  initRecords();
+  initTabs();  // last: opening on #history loads the records at once
   refreshHealth();
 }
 
