@@ -117,3 +117,20 @@ def test_the_cli_creates_lists_and_revokes_and_only_a_hash_is_stored(tmp_path):
     assert json.loads(run("list").stdout)["revoked_at"] is not None
     again = run("revoke", token["id"])
     assert again.returncode == 2 and "no active token" in again.stderr
+
+
+def test_when_the_database_is_down_credentials_fail_closed_but_the_api_key_still_opens(tmp_path, single_model_dir):
+    from anomalia.local_postgres import free_port
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone"
+    settings = product_settings(tmp_path, single_model_dir, database_url=SecretStr(url))
+    with client_for(settings) as client:  # no key: whether tokens exist cannot be known, so nothing passes
+        refused = client.get("/records")
+        assert refused.status_code == 503 and "credentials cannot be checked" in refused.json()["detail"]
+        assert client.get("/health").status_code == 200
+    keyed = product_settings(tmp_path, single_model_dir, database_url=SecretStr(url),
+                             backend_api_key=SecretStr("k" * 24))
+    with client_for(keyed) as client:
+        assert client.get("/config", headers={"X-API-Key": "k" * 24}).status_code == 200
+        assert client.get("/records", headers={"X-API-Key": "k" * 24}).status_code == 503  # the data is down
+        assert client.get("/config", headers={"X-API-Key": "ano_x_y"}).status_code == 503  # a token: unknown

@@ -15,6 +15,7 @@ import anyio
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from anomalia.store.database import DatabaseUnavailable
 from anomalia.usecases.tokens import API_KEY_CALLER, Caller
 
 PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
@@ -62,20 +63,29 @@ def _signed(request: Request) -> bool:
 
 
 async def refusal(request: Request) -> JSONResponse | None:
-    """None when the request may go on (its caller in ``request.state.caller``), else the 401/403 answer."""
+    """None when the request may go on (its caller in ``request.state.caller``), else the 401/403/503 answer."""
     runtime = request.app.state.runtime
-    api_key = runtime.settings.backend_api_key
-    tokens = runtime.tokens
-    enforced = api_key is not None or (tokens is not None and await anyio.to_thread.run_sync(tokens.enforced))
-    public = is_public(request.url.path) or (runtime.settings.metrics_public and request.url.path == METRICS_PATH)
-    if not enforced or public:
+    settings = runtime.settings
+    if is_public(request.url.path) or (settings.metrics_public and request.url.path == METRICS_PATH):
         return None
+    try:
+        return await _check(request, runtime, settings.backend_api_key)
+    except DatabaseUnavailable as error:  # tokens cannot be checked: refuse, never let the request through
+        return JSONResponse({"detail": f"{error}; credentials cannot be checked"}, status_code=503)
+
+
+async def _check(request: Request, runtime, api_key) -> JSONResponse | None:
     presented = presented_credential(request)
     caller: Caller | None = None
     if api_key is not None and hmac.compare_digest(presented.encode(), api_key.get_secret_value().encode()):
         caller = API_KEY_CALLER
-    elif presented and tokens is not None:
-        caller = await anyio.to_thread.run_sync(tokens.authenticate, presented)
+    else:
+        tokens = runtime.tokens
+        enforced = api_key is not None or (tokens is not None and await anyio.to_thread.run_sync(tokens.enforced))
+        if not enforced:
+            return None
+        if presented and tokens is not None:
+            caller = await anyio.to_thread.run_sync(tokens.authenticate, presented)
     if caller is None:
         if _signed(request):
             return None
