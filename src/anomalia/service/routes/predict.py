@@ -33,7 +33,9 @@ class PredictResponse(BaseModel):
     400: f"'Archivo vacío.', 'No se pudo decodificar la imagen.', or an image side under {MIN_IMAGE_SIDE} px.",
     401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong.",
     413: "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS.",
-    503: "No model is loaded from ARTIFACTS_DIR, or its backbone weights are not available.",
+    503: "No model is loaded from ARTIFACTS_DIR (the detail starts with 'no model loaded'), its backbone weights "
+         "are not available, or MAX_QUEUE inspections are already waiting or running (retry after `Retry-After` "
+         "seconds).",
 }))
 async def predict(
     runtime: RuntimeDep,
