@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import resource
 import statistics
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import structlog
 import torch
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the inference figures, up to /predict/batch against /predict")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # figures only
     out: dict = {"threads": torch.get_num_threads()}
     print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {torch.get_num_threads()} threads")
     print(f"{'figure':44s} {'min':>8s} {'median':>8s} {'max':>8s}")
