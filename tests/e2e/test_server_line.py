@@ -67,6 +67,13 @@ def test_sigterm_finishes_the_running_request_refuses_new_ones_and_exits_0(tmp_p
     assert '"event": "shutdown_requested"' in log and "shutdown_grace_exceeded" not in log
 
 
+def test_sigint_stops_with_exit_code_0_too(single_model_dir, tmp_path):
+    server = Server(tmp_path, server_env(tmp_path, single_model_dir)).start()
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(60) == 0
+    assert "Traceback" not in server.log.read_text()
+
+
 @pytest.fixture(scope="module")
 def busy_server(single_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("line")

@@ -20,8 +20,6 @@ log = structlog.get_logger("anomalia.server")
 
 STARTUP_FAILED = 3
 """Exit code when the app cannot start (uvicorn's own convention), e.g. no memory bank."""
-
-
 EXIT_GRACE_EXCEEDED = 0
 """Exit code when in-flight work outlives ``SHUTDOWN_GRACE_S``: the stop was asked for, so still a clean stop."""
 HARD_STOP_MARGIN_S = 5.0
@@ -48,8 +46,11 @@ def _hard_stop(grace: float) -> None:
     os._exit(EXIT_GRACE_EXCEEDED)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def _stopped(sig: int, frame: FrameType | None) -> None:
-    """SIGTERM once uvicorn has shut down (it raises the signal again): a requested stop, exit code 0."""
+    """A stop signal once uvicorn has shut down (it raises the signal again): a requested stop, exit code 0."""
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
@@ -66,11 +67,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False) -> int:
     server = GracefulServer(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
                                            log_level=settings.log_level.lower(),
                                            timeout_graceful_shutdown=settings.shutdown_grace_s))
-    previous = signal.signal(signal.SIGTERM, _stopped)  # uvicorn re-raises SIGTERM after its shutdown: exit 0
+    previous = {sig: signal.signal(sig, _stopped) for sig in STOP_SIGNALS}  # uvicorn raises them again
     try:
         server.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         log.error("startup_failed", hint="see the error above; without a model run `anomalia serve --demo` "
                                          "or fit one into ARTIFACTS_DIR")
