@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench accuracy mutation venv browser clean reference-venv reference
+.PHONY: run test lint bench accuracy mutation venv browser postgres clean reference-venv reference
 
 venv: $(STAMP)
 
@@ -27,7 +27,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests" >&2; exit 1; fi; }
 
-test: venv browser
+# Debian's PostgreSQL server: the records tests start a throwaway one (initdb + pg_ctl on a loopback port).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "install Debian's postgresql (sudo apt-get install postgresql) for the records tests" >&2; exit 1; fi; }
+
+test: venv browser postgres
 	$(PY) -m pytest -q
 
 # Type checks of the whole package (CI runs it before `make test`).
@@ -35,8 +41,9 @@ lint: venv
 	$(PY) -m mypy src/anomalia
 
 BENCH_ARGS ?= --repeats 3 --large --accuracy
-bench: venv
+bench: venv postgres
 	$(PY) -m anomalia.bench $(BENCH_ARGS)
+	$(PY) -m anomalia.bench_records
 
 # Dev-only: anomalib's PatchCore as the accuracy reference, in its own environment (never
 # imported by the package). torch/torchvision share pip's command line with anomalib, so pip

@@ -67,3 +67,23 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("e2e") or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's package) on a loopback port, for the whole session."""
+    from anomalia.local_postgres import LocalPostgres
+
+    server = LocalPostgres(durable=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty records database: a SQLite file, then a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records' / 'anomalia.db'}"
+    import uuid
+
+    return request.getfixturevalue("postgres").create_database(f"test_{uuid.uuid4().hex[:16]}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,11 +99,20 @@ def _add_serve(commands) -> None:
     serve.set_defaults(handler=cmd_serve)
 
 
+def _add_db(commands) -> None:
+    database = commands.add_parser("db", help="the inspection-records database (schema migrations)")
+    database.add_argument("action", choices=("upgrade", "current"),
+                          help="upgrade: bring the schema to this version's; current: print its revision")
+    database.add_argument("--database-url", default=None,
+                          help="default: $DATABASE_URL, else sqlite:///$BACKEND_DATA_ROOT/anomalia.db (data/)")
+    database.set_defaults(handler=cmd_db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve):
+    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve, _add_db):
         add(commands)
     return parser
 
@@ -206,6 +216,20 @@ def cmd_import_legacy(args) -> int:
         manifest = import_legacy(args.npz, args.config_json, args.out, weights=args.weights)
     print(json.dumps({key: manifest[key] for key in ("model_version", "coreset_size", "threshold",
                                                      "embedding_version")}))
+    return 0
+
+
+def cmd_db(args) -> int:
+    from anomalia.store.database import current_revision, default_url, head_revision, open_engine, redact, upgrade
+
+    url = args.database_url or os.environ.get("DATABASE_URL") or default_url(Path(os.environ.get(
+        "BACKEND_DATA_ROOT", "data")))
+    engine = open_engine(url)
+    try:
+        revision = upgrade(engine) if args.action == "upgrade" else current_revision(engine)
+    finally:
+        engine.dispose()
+    print(json.dumps({"database": redact(url), "revision": revision, "head": head_revision()}))
     return 0
 
 

@@ -50,6 +50,17 @@ def test_each_result_equals_predict_for_that_image_in_upload_order(client):
     assert any(single["is_anomaly"] for single in singles) and not all(single["is_anomaly"] for single in singles)
 
 
+def test_every_scored_file_is_recorded_and_refused_ones_are_not(client):
+    response = client.post("/predict/batch", files=parts("files", [IMAGES[0], b"junk", IMAGES[1]]),
+                           data={"station_id": "line-2", "operator_id": "ana"})
+    first, refused, last = response.json()["results"]
+    assert "record_id" not in refused and first["result"]["record_id"] != last["result"]["record_id"]
+    for item in (first, last):
+        record = client.get(f"/records/{item['result']['record_id']}").json()
+        assert (record["endpoint"], record["station_id"], record["score"]) == (
+            "/predict/batch", "line-2", pytest.approx(item["result"]["score"]))
+
+
 def test_a_bad_file_gets_its_own_error_and_the_others_are_scored(client):
     good = png(IMAGES[1])
     names = ["a.png", *BAD, "z.png"]
@@ -74,8 +85,10 @@ def test_a_file_over_max_upload_mb_is_that_items_413(client):
 
 
 def test_limits_of_the_whole_request(client):
-    response = client.post("/predict/batch", files=parts("files", [IMAGES[0]] * 13))
-    assert response.status_code == 413 and "MAX_BATCH_FILES (12)" in response.json()["detail"]
+    response = client.post("/predict/batch", files=parts("files", [IMAGES[0]] * 13))  # counted by the use case
+    assert response.status_code == 413 and "over MAX_BATCH_FILES=12" in response.json()["detail"]
+    response = client.post("/predict/batch", files=parts("files", [IMAGES[0]] * 15))  # by the boundaries
+    assert response.status_code == 413 and "more than MAX_BATCH_FILES (12)" in response.json()["detail"]
     noise = [np.random.default_rng(i).integers(0, 256, (500, 500, 3), dtype=np.uint8) for i in range(6)]
     response = client.post("/predict/batch", files=parts("files", noise))  # 6 × 0.75 MB
     assert response.status_code == 413 and "MAX_BATCH_MB (4 MB)" in response.json()["detail"]

@@ -51,7 +51,8 @@ def test_valid_predict_returns_exactly_the_seed_fields(client, fitted):
     good = post_image(client, good_image(900))
     assert good.status_code == 200
     body = good.json()
-    assert set(body) == {"score", "threshold", "is_anomaly", "polygons", "overlay_url"}
+    assert set(body) == {"score", "threshold", "is_anomaly", "polygons", "overlay_url", "record_id"}  # + its record
+    assert client.get(f"/records/{body['record_id']}").json()["score"] == body["score"]
     assert isinstance(body["score"], float) and body["threshold"] == pytest.approx(fitted.threshold_)
     assert body["is_anomaly"] is False and body["polygons"] == []
     assert SAFE_URL.match(body["overlay_url"])

@@ -31,9 +31,12 @@ def teach(client, role: str, roi: str) -> str:
 
 
 def files(root) -> dict:
-    """Path → (size, inode) of every file and link, ignoring folder mtimes (staging comes and goes)."""
+    """Path → (size, inode) of every model and dataset file and link, ignoring folder mtimes (staging comes and
+    goes) and the records database (inspections add records)."""
     found = {}
     for folder, _, names in os.walk(root):
+        if os.path.relpath(folder, root).split(os.sep)[0] not in ("models", "datasets"):
+            continue
         for name in names:
             path = os.path.join(folder, name)
             found[os.path.relpath(path, root)] = (os.lstat(path).st_size, os.lstat(path).st_ino,

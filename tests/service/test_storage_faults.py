@@ -10,6 +10,7 @@ import json
 import stat
 
 import pytest
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 from support.faults import fill, remount, tmpfs
 from support.service import calibrate, client_for, fit, infer, product_settings, snapshot
@@ -77,12 +78,17 @@ def test_a_disk_that_fills_while_saving_a_calibration_is_507_and_leaves_nothing(
         assert response.status_code == 507, response.text
         assert "full" in response.json()["detail"] and "BACKEND_DATA_ROOT" in response.json()["detail"]
         assert contents(disk) == before
-        assert infer(client, "r", "cap", good_image(50)).json()["model_version"] == version
+        unrecorded = infer(client, "r", "cap", good_image(50))  # the record cannot be written: no 200 without it
+        assert unrecorded.status_code == 503 and "full" in unrecorded.json()["detail"], unrecorded.text
         filler.unlink()
+        assert infer(client, "r", "cap", good_image(50)).json()["model_version"] == version
         assert calibrate(client, "r", "cap", scores).status_code == 200
 
 
-def test_a_read_only_data_root_is_a_start_up_warning_then_503_before_fitting(settings, disk):
+@pytest.mark.parametrize("database", ["in the data root", "elsewhere"])
+def test_a_read_only_data_root_is_a_start_up_warning_then_503_before_fitting(settings, disk, tmp_path, database):
+    if database == "elsewhere":
+        settings = settings.model_copy(update={"database_url": SecretStr(f"sqlite:///{tmp_path / 'db' / 'a.db'}")})
     with client_for(settings) as client:
         version = teach_and_calibrate(client)
     stale = disk / "models/r/.versions/cap/.staging-20000101T000000000000Z-000000-999999999"
@@ -103,8 +109,14 @@ def test_a_read_only_data_root_is_a_start_up_warning_then_503_before_fitting(set
             assert "fit_ok_started" not in events(logs)
             refused = calibrate(client, "r", "cap", [0.1, 0.2])
             assert refused.status_code == 503 and "read-only" in refused.json()["detail"]
-            served = infer(client, "r", "cap", good_image(50))  # inspection needs no writes
-            assert served.status_code == 200 and served.json()["model_version"] == version
+            served = infer(client, "r", "cap", good_image(50))
+            if database == "elsewhere":  # an inspection writes only its record (its image is not kept there)
+                assert served.status_code == 200 and served.json()["model_version"] == version
+                record = client.get(f"/records/{served.json()['record_id']}").json()
+                assert record["model_version"] == version and record["image_url"] is None
+            else:  # no 200 without its record
+                assert served.status_code == 503 and "records database" in served.json()["detail"], served.text
+            assert client.get("/health").json()["status"] == "ok"
         assert snapshot(disk) == before
     finally:
         remount(disk, read_only=False)

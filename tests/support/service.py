@@ -65,10 +65,18 @@ def unchanged(root: Path) -> Iterator[None]:
     assert snapshot(root) == before
 
 
+SCRATCH = ("locks", "anomalia.db-shm", "anomalia.db.upgrade.lock")
+"""Under the data root but holding no data: empty lock files, and SQLite's shared-memory index (rewritten by
+reads). The database itself and its write-ahead log are compared like every other file."""
+
+
 def snapshot(root: Path) -> dict[str, tuple]:
     """Every path under ``root`` with what would betray a change: type, size, mtime, inode, link target."""
     found: dict[str, tuple] = {}
     for folder, dirs, files in os.walk(root):
+        if Path(folder) == Path(root):
+            dirs[:] = [name for name in dirs if name not in SCRATCH]
+            files = [name for name in files if name not in SCRATCH]
         for name in dirs + files:
             path = Path(folder) / name
             info = path.lstat()

@@ -15,11 +15,18 @@ from anomalia.service.logging import configure_logging
 from anomalia.service.middleware import BodyLimit, PartLimit, SecurityHeaders, request_context
 from anomalia.service.routes import batch, health, pages, predict
 from anomalia.service.routes import infer as infer_routes
+from anomalia.service.routes import records as record_routes
 from anomalia.service.routes import teach
 from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings, load_settings
 from anomalia.usecases.artifact_model import ArtifactModel, absent_model_reason, model_kind
+from anomalia.store.datasets import DatasetStore
+from anomalia.store.database import DatabaseUnavailable, open_engine, redact
+from anomalia.store.record_images import RecordImages
+from anomalia.store.records import RecordStore
+from anomalia.store.write_locks import WriteLocks
 from anomalia.usecases.products import ProductModels, check_weights_setting
+from anomalia.usecases.records import InspectionRecords
 
 log = structlog.get_logger("anomalia.app")
 
@@ -35,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         torch.set_grad_enabled(False)
         await startup(runtime)
         yield
+        if runtime.records is not None:
+            runtime.records.store.engine.dispose()
 
     app = FastAPI(title="anomalia", version=__version__, lifespan=lifespan,
                   description="PatchCore visual inspection: /predict with the model in ARTIFACTS_DIR, and "
@@ -57,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(teach.router)
     app.include_router(infer_routes.router)
     app.include_router(batch.router, form_limits={"max_files": settings.max_batch_files + max(batch.FORM_FIELDS.values())})
+    app.include_router(record_routes.router)
     app.include_router(pages.router)
     pages.mount_static(app, settings)
     return app
@@ -79,4 +89,20 @@ async def startup(runtime: Runtime) -> None:
             raise
     products = settings.product_options()
     await runtime.fit(check_weights_setting, products, runtime.extractors)  # a wrong file stops start-up
-    runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors)
+    runtime.records = await runtime.io(open_records, settings)
+    locks = WriteLocks(settings.backend_data_root / "locks", runtime.records.store.engine)
+    runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors, locks)
+
+
+def open_records(settings: Settings) -> InspectionRecords:
+    """The records database at ``DATABASE_URL``, its schema upgraded to this version's."""
+    url = settings.records_database_url()
+    store = RecordStore(open_engine(url))  # a DATABASE_URL that cannot work stops start-up
+    try:
+        log.info("records_database_ready", database=redact(url), revision=store.ensure_schema(),
+                 record_images=settings.record_images)
+    except DatabaseUnavailable as error:  # serve anyway: inspections answer 503 until the database is back
+        log.error("records_database_unavailable", database=redact(url), error=str(error))
+    images = RecordImages(settings.backend_data_root / "records" / "images", settings.record_retention())
+    datasets = DatasetStore(settings.backend_data_root / "datasets")
+    return InspectionRecords(store, images, settings.record_images, datasets)

@@ -10,6 +10,7 @@ from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings
 from anomalia.usecases.errors import ModelUnavailable
 from anomalia.usecases.products import ProductModels
+from anomalia.usecases.records import InspectionRecords
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -33,3 +34,12 @@ def get_products(runtime: RuntimeDep) -> ProductModels:
 
 
 ProductsDep = Annotated[ProductModels, Depends(get_products)]
+
+
+def get_records(runtime: RuntimeDep) -> InspectionRecords:
+    if runtime.records is None:
+        raise ModelUnavailable("the inspection records database is still opening; retry in a moment")
+    return runtime.records
+
+
+RecordsDep = Annotated[InspectionRecords, Depends(get_records)]

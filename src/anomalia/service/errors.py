@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from anomalia.core.detector import NotFittedError, WeightsMismatchError
 from anomalia.core.features.base import WeightsUnavailableError
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError
+from anomalia.store.database import DatabaseUnavailable
 from anomalia.store.manifest import ModelFormatError
 from anomalia.store.model_store import InvalidIdentifier
 from anomalia.usecases.backbones import WeightsFileError
@@ -28,6 +29,7 @@ from anomalia.usecases.errors import (
     ModelUnavailable,
     ModelUnloadable,
     NotCalibrated,
+    RecordNotFound,
     RequestTooLarge,
     StorageFull,
     StorageReadOnly,
@@ -64,6 +66,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     ImageDecodeError: 400,
     ImageTooSmallError: 400,
     ModelNotFound: 404,
+    RecordNotFound: 404,
     Conflict: 409,
     WeightsMismatchError: 409,
     ImageTooLargeError: 413,
@@ -77,6 +80,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     WeightsFileError: 503,
     NotFittedError: 503,
     StorageReadOnly: 503,
+    DatabaseUnavailable: 503,
     StorageFull: 507,
 }
 """Every domain error that can leave a use case, and its HTTP status."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 import uuid
 
@@ -17,6 +18,8 @@ PUBLIC_PATHS = ("/health", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/ui/",)
 """The page and its own code; what the server stores under ``/static`` needs the key or a signed URL."""
 STORED_PREFIX = "/static/"
+SIGNED_RECORD_FILE = re.compile(r"/records/\d{1,19}/(?:image|overlay)")
+"""A record's kept image or heatmap: like ``/static`` files, opened by the key or a signed URL."""
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 """On every answer: types are never sniffed, nothing is framed, no URL (signed ones included) leaks as a referrer."""
 
@@ -31,7 +34,8 @@ def _authorised(request: Request, api_key: str) -> bool:
         return True
     signer = request.app.state.runtime.url_signer
     path = request.url.path
-    return signer is not None and path.startswith(STORED_PREFIX) and signer.verify(path, request.query_params)
+    signable = path.startswith(STORED_PREFIX) or SIGNED_RECORD_FILE.fullmatch(path) is not None
+    return signer is not None and signable and signer.verify(path, request.query_params)
 
 
 async def request_context(request: Request, call_next):

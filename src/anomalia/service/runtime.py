@@ -16,6 +16,7 @@ from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
 from anomalia.usecases.products import ProductModels
+from anomalia.usecases.records import InspectionRecords
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class Runtime:
     artifact_absent: str | None = None
     """Why no artifact model is served (the default ``ARTIFACTS_DIR`` was empty at start-up), for ``/health``."""
     products: ProductModels | None = None
+    records: InspectionRecords | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     queued: int = 0
@@ -86,6 +88,10 @@ class Runtime:
     def retry_after_s(self) -> int:
         """Whole seconds until the queue has likely drained (at least 1)."""
         return max(1, math.ceil(self.queued * self._seconds_each))
+
+    async def io(self, function: Callable[..., T], *args: Any) -> T:
+        """Run database or file work (a record, a query) off the event loop, beside any inspection or fit."""
+        return await anyio.to_thread.run_sync(function, *args)
 
     async def fit(self, function: Callable[..., T], *args: Any) -> T:
         """Run a fit off the event loop, one at a time."""

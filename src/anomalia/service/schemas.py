@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from anomalia.usecases.limits import (
     AREA_MM2_THR_MAX,
@@ -44,7 +44,8 @@ class CalibrateRequest(BaseModel):
     role_id: str
     roi_id: str
     mm_per_px: float = Field(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, description="mm per pixel")
-    ok_scores: list[Score] = Field(min_length=1, max_length=MAX_SCORES)
+    ok_scores: list[Score] = Field(default_factory=list, max_length=MAX_SCORES,
+                                   description="at least one, unless from_reviews brings some")
     ng_scores: list[Score] | None = Field(default=None, max_length=MAX_SCORES)
     score_percentile: float = Field(default=0.995, ge=SCORE_PERCENTILE_MIN, le=1, allow_inf_nan=False)
     area_mm2_thr: float = Field(ge=0, le=AREA_MM2_THR_MAX, allow_inf_nan=False,
@@ -52,6 +53,14 @@ class CalibrateRequest(BaseModel):
                                             "mm_per_px (MAX_IMAGE_PIXELS × mm_per_px²)")
     operator_id: str | None = Field(default=None, max_length=128)
     model_version: str | None = Field(default=None, max_length=128)
+    from_reviews: bool = Field(default=False, description="add the scores of this model's records that operators "
+                                                          "reviewed: label ok to ok_scores, label ng to ng_scores")
+
+    @model_validator(mode="after")
+    def _some_ok_scores(self) -> "CalibrateRequest":
+        if not self.ok_scores and not self.from_reviews:
+            raise ValueError("ok_scores needs at least 1 score (or set from_reviews)")
+        return self
 
 
 class RegionOut(BaseModel):
@@ -114,3 +123,5 @@ class InferResponse(BaseModel):
     image_size: list[int] = Field(description="[width, height] of the uploaded image (the ROI)")
     mm_per_px: float
     timings_ms: dict[str, float]
+    record_id: int = Field(description="id of this inspection's record (GET /records/{id}); the answer is sent "
+                                       "once the record is committed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from anomalia.core.features import available_backbones
 from anomalia.core.config import DISTANCES
 from anomalia.core.device import resolve_device
+from anomalia.store.database import default_url, redact
 from anomalia.store.overlay_files import OverlayFolder
+from anomalia.store.record_images import Retention
 from anomalia.usecases.artifact_model import ArtifactOptions
 from anomalia.usecases.batch import BatchLimits
 from anomalia.usecases.products import ProductOptions
@@ -66,6 +68,12 @@ class Settings(BaseSettings):
     signed_url_ttl_s: int = Field(default=900, ge=1, le=86_400)
     mm_per_px_tolerance: float = Field(default=0.01, ge=0, lt=1)
     calibration_safety_factor: float = Field(default=1.1, gt=0)
+    # inspection records (issue: records): the database and the images kept with them
+    database_url: SecretStr | None = None
+    record_images: Literal["none", "ng", "all"] = "ng"
+    record_images_max_count: int = Field(default=10_000, ge=1)
+    record_images_max_mb: float = Field(default=2048.0, gt=0)
+    record_images_max_days: float = Field(default=90.0, ge=0)
     # backbone weights for every model this server builds: imagenet | random | file path
     anomalia_weights: str = "imagenet"
     log_level: str = "INFO"
@@ -143,6 +151,23 @@ class Settings(BaseSettings):
         """``STATIC_DIR/OVERLAYS_SUBDIR`` with the ``OVERLAY_RETENTION`` rule."""
         max_files, max_age_s = self.retention()
         return OverlayFolder.inside(self.static_dir, self.overlays_subdir, max_files=max_files, max_age_s=max_age_s)
+
+    def records_database_url(self) -> str:
+        """``DATABASE_URL``, or a SQLite file in ``BACKEND_DATA_ROOT`` (zero set-up)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return default_url(self.backend_data_root)
+
+    def records_database_name(self) -> str:
+        """The database URL without its password (for ``/health`` and logs)."""
+        return redact(self.records_database_url())
+
+    def record_retention(self) -> Retention:
+        """``RECORD_IMAGES_MAX_COUNT`` / ``_MAX_MB`` / ``_MAX_DAYS`` (0 days: no age limit)."""
+        days = self.record_images_max_days
+        return Retention(max_files=self.record_images_max_count,
+                         max_bytes=int(self.record_images_max_mb * 1024 * 1024),
+                         max_age_s=days * 86400 if days > 0 else None)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -34,6 +34,9 @@ from anomalia.usecases.roi import build_roi
 log = structlog.get_logger("anomalia.artifact_model")
 
 
+MODEL_FIELDS = ("model_version", "backbone", "weights", "weights_fingerprint")
+
+
 class MissingModelError(RuntimeError):
     """``ARTIFACTS_DIR`` holds no model; the message is the original backend's start-up error."""
 
@@ -69,6 +72,13 @@ class ArtifactPrediction:
     is_anomaly: bool
     polygons: list[list[list[int]]]
     overlay_url: str | None
+    regions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The regions behind ``polygons`` (bbox, area, peak), for the inspection record."""
+    image_size: tuple[int, int] = (0, 0)
+    """``(width, height)`` of the uploaded image."""
+    mode: str | None = None
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``model_version``, ``backbone``, ``weights``, ``weights_fingerprint`` of the model that decided."""
 
 
 def model_kind(folder: Path) -> str | None:
@@ -167,11 +177,15 @@ class ArtifactModel:
         if self.overlays is not None:
             overlay_url = self.overlays.save(filename, visuals(image, result, self.roi))
         found = polygons(result.regions) if result.is_anomaly else []
+        regions = [region.to_dict() for region in result.regions] if result.is_anomaly else []
         log.info("predict", score=round(result.score, 6), threshold=result.threshold, is_anomaly=result.is_anomaly,
                  polygons=len(found), width=image.shape[1], height=image.shape[0], mode=mode, thr=thr,
                  batch=batch, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        manifest = self.loaded.manifest
         return ArtifactPrediction(score=result.score, threshold=result.threshold, is_anomaly=result.is_anomaly,
-                                  polygons=found, overlay_url=overlay_url)
+                                  polygons=found, overlay_url=overlay_url, regions=regions,
+                                  image_size=(int(image.shape[1]), int(image.shape[0])), mode=mode,
+                                  model={key: manifest.get(key) for key in MODEL_FIELDS})
 
 
 def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None = None, mode: Mode | None = None,

@@ -19,6 +19,10 @@ class ModelNotFound(UseCaseError, LookupError):
     """No model has been taught for this role/roi."""
 
 
+class RecordNotFound(UseCaseError, LookupError):
+    """No inspection record has this id."""
+
+
 class Conflict(UseCaseError):
     """The request contradicts the current state: a write already running, another scale or version."""
 

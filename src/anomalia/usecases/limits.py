@@ -9,6 +9,7 @@ schemas declare the same bounds, so the OpenAPI document states them too.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from anomalia.usecases.errors import InvalidRequest
@@ -63,3 +64,36 @@ def check_scores(name: str, scores: Sequence[float] | None) -> None:
 def largest_region_mm2(max_image_pixels: int, mm_per_px: float) -> float:
     """The area of the largest image accepted at this scale: no region can be larger."""
     return max_image_pixels * mm_per_px**2
+
+
+MAX_TEXT_ID = 128
+"""Characters of a part, station, operator or reviewer id: bar codes and serial numbers fit easily."""
+MAX_COMMENT = 1000
+"""Characters of a review comment: a sentence or a paragraph, not a document."""
+_TEXT_ID = re.compile(r"[\w .:/@#+-]+")
+
+
+def check_text_id(name: str, value: str | None) -> str | None:
+    """A client-given id: letters (any script), digits, space and ``_ . : / @ # + -``, at most ``MAX_TEXT_ID``.
+
+    Ids are shown in tables, exported to CSV and used as filters, so quotes, semicolons,
+    control characters and markup are refused rather than stored.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT_ID or not _TEXT_ID.fullmatch(value) \
+            or value != value.strip():
+        raise InvalidRequest(f"{name} must be 1-{MAX_TEXT_ID} characters of letters, digits, spaces (not at the "
+                             f"ends) and _ . : / @ # + -; got {str(value)[:MAX_TEXT_ID + 1]!r}")
+    return value
+
+
+def check_comment(value: str | None) -> str | None:
+    """Free text up to ``MAX_COMMENT`` characters; line breaks and tabs allowed, other control characters not."""
+    if value is None:
+        return None
+    if len(value) > MAX_COMMENT:
+        raise InvalidRequest(f"comment is {len(value)} characters long; at most {MAX_COMMENT} are accepted")
+    if any(not (ch.isprintable() or ch in "\n\t") for ch in value):
+        raise InvalidRequest("comment must not contain control characters (line breaks and tabs are fine)")
+    return value

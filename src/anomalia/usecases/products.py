@@ -9,6 +9,7 @@ restart reloads whatever is current.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -33,6 +34,7 @@ from anomalia.store.datasets import DatasetStore, image_name
 from anomalia.store.manifest import MANIFEST, ModelFormatError
 from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest, write_json, write_model_files
 from anomalia.store.model_store import CALIBRATION, Interrupted, InvalidIdentifier, ModelStore, check_identifier
+from anomalia.store.write_locks import LockHeld, WriteLocks
 from anomalia.usecases.backbones import WeightsFileError
 from anomalia.usecases.batch import BatchFile, BatchLimits, BatchResult, check_batch, check_file_size, run_batch
 from anomalia.usecases.errors import (
@@ -102,6 +104,8 @@ class FitCommand:
     images: Sequence[bytes]
     operator_id: str | None = None
     shape: str | None = None
+    from_dataset: bool = False
+    """Also teach from every image already in the role/roi's ``ok`` dataset (earlier teaches, reviewed records)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,10 @@ class ProductInspection:
     """``(width, height)`` of the inspected image."""
     mm_per_px: float
     timings_ms: dict[str, float]
+    bank_version: str | None = None
+    backbone: str | None = None
+    weights: str | None = None
+    weights_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -295,10 +303,13 @@ def _ms(started: float) -> float:
 class ProductModels:
     """Every role/roi model under ``BACKEND_DATA_ROOT``: store, in-memory cache, write reservations."""
 
-    def __init__(self, options: ProductOptions, extractor_provider: ExtractorProvider):
+    def __init__(self, options: ProductOptions, extractor_provider: ExtractorProvider,
+                 locks: WriteLocks | None = None):
         self.options = options
         self.models = ModelStore(Path(options.data_root) / "models")
         self.datasets = DatasetStore(Path(options.data_root) / "datasets")
+        self.locks = locks or WriteLocks(Path(options.data_root) / "locks")
+        """Cross-process: the same role/roi is written by one server process at a time."""
         self._extractors = extractor_provider
         self._cache: dict[tuple[str, str], ServedModel] = {}
         self._load_lock = threading.Lock()
@@ -306,9 +317,10 @@ class ProductModels:
         self._busy_lock = threading.Lock()
 
     @classmethod
-    def open(cls, options: ProductOptions, extractor_provider: ExtractorProvider) -> "ProductModels":
+    def open(cls, options: ProductOptions, extractor_provider: ExtractorProvider,
+             locks: WriteLocks | None = None) -> "ProductModels":
         """Remove what killed writers left behind, then load every current model."""
-        products = cls(options, extractor_provider)
+        products = cls(options, extractor_provider, locks)
         products.recover()
         state = products.storage()
         for warning in state.warnings:
@@ -352,15 +364,20 @@ class ProductModels:
     # -- reservations -------------------------------------------------------------------------
     @contextmanager
     def reserve(self, role_id: str, roi_id: str, action: str = "fit") -> Iterator[FitSlot]:
-        """Exclusive right to write a role/roi; a second writer is refused at once instead of waiting."""
+        """Exclusive right to write a role/roi, in this process and across the processes sharing the data
+        root; a second writer is refused at once instead of waiting."""
         key = check_ids(role_id, roi_id)
+        busy = Conflict(f"a fit or calibration of role_id={key[0]!r} roi_id={key[1]!r} is already "
+                        f"running; retry the {action} when it has finished")
         with self._busy_lock:
             if key in self._busy:
-                raise Conflict(f"a fit or calibration of role_id={key[0]!r} roi_id={key[1]!r} is already "
-                               f"running; retry the {action} when it has finished")
+                raise busy
             self._busy.add(key)
         try:
-            yield FitSlot(*key)
+            with storage_errors(self.options.data_root), self.locks.hold(*key):
+                yield FitSlot(*key)
+        except LockHeld:
+            raise busy from None
         finally:
             with self._busy_lock:
                 self._busy.discard(key)
@@ -422,6 +439,8 @@ class ProductModels:
         if slot != FitSlot(role, roi):
             raise ValueError(f"fit_ok needs the reservation of {role}/{roi}; take it with Products.reserve")
         check_mm_per_px(command.mm_per_px)
+        if command.from_dataset:
+            command = dataclasses.replace(command, images=self._with_dataset(command.images, role, roi))
         if len(command.images) < MIN_FIT_IMAGES:
             raise InvalidRequest(f"fit_ok needs at least {MIN_FIT_IMAGES} OK images (some are held out to "
                                  f"compute ok_scores); got {len(command.images)}")
@@ -446,6 +465,13 @@ class ProductModels:
         return TeachResult(**vars(self.summary(role, roi, served)), n_images=len(uploads), n_train=len(split[0]),
                            n_holdout=len(split[1]), ok_scores=tuple(ok_scores),
                            dataset_images=tuple(served.manifest["dataset_images"]), timings_s=timings)
+
+    def _with_dataset(self, uploads: Sequence[bytes], role: str, roi: str) -> list[bytes]:
+        """The uploads, then the ``ok`` dataset's images that are not among them (dataset order)."""
+        uploaded = {image_name(data) for data in uploads}
+        stored = [self.datasets.path(role, roi, "ok", name).read_bytes()
+                  for name in self.datasets.names(role, roi, "ok") if name not in uploaded]
+        return [*uploads, *stored]
 
     def _detector(self) -> PatchCore:
         config = fit_config(self.options)
@@ -639,4 +665,7 @@ class ProductModels:
                                  token_shape=(rows, cols), score=score, threshold=threshold, area_mm2_thr=area_thr,
                                  verdict="NG" if is_ng else "OK", is_ng=is_ng, regions=tuple(regions),
                                  heatmap_png_base64=heatmap, image_size=(int(image.shape[1]), int(image.shape[0])),
-                                 mm_per_px=request.mm_per_px, timings_ms=timings)
+                                 mm_per_px=request.mm_per_px, timings_ms=timings,
+                                 bank_version=served.manifest.get("bank_version"),
+                                 backbone=served.manifest.get("backbone"), weights=served.manifest.get("weights"),
+                                 weights_fingerprint=served.manifest.get("weights_fingerprint"))

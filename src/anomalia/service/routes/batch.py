@@ -7,35 +7,40 @@ the single endpoint would answer it. A batch takes one place in the inspection q
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
-from anomalia.service.dependencies import ProductsDep, RuntimeDep
+from anomalia.service.dependencies import ProductsDep, RecordsDep, RuntimeDep
 from anomalia.service.errors import safe_text, status_of
 from anomalia.service.routes.predict import PredictResponse
+from anomalia.service.routes.record_fields import CLIENT_ID_DOC, request_facts
 from anomalia.service.routes.teach import COMMON_ERRORS, MM_PER_PX_DOC, MODEL_ERRORS, SHAPE_DOC, SHAPE_EXAMPLE, bind_ids
 from anomalia.service.schemas import InferResponse, error_responses
 from anomalia.usecases.artifact_model import predict_many_with
 from anomalia.usecases.batch import BatchFile, BatchResult
-from anomalia.usecases.limits import MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN, SCORE_MAX
+from anomalia.usecases.limits import MAX_TEXT_ID, MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN, SCORE_MAX
 from anomalia.usecases.products import InferBatchCommand
+from anomalia.usecases.records import ClientFields
 
 router = APIRouter()
 R = TypeVar("R")
 
-FORM_FIELDS = {"/predict/batch": 0, "/infer/batch": 5}
+FORM_FIELDS = {"/predict/batch": 2, "/infer/batch": 6}
 """Each batch path and its form fields other than the files (``PartLimit`` counts them as parts too)."""
 BATCH_ERRORS = {
     413: "more than MAX_BATCH_FILES files, or more than MAX_BATCH_MB in all (a single file over MAX_UPLOAD_MB or "
          "MAX_IMAGE_PIXELS is that item's own 413)",
-    503: "MAX_QUEUE inspections are already waiting or running (retry after `Retry-After` seconds), or the "
-         "backbone weights are not available",
+    503: "MAX_QUEUE inspections are already waiting or running (retry after `Retry-After` seconds), the "
+         "backbone weights are not available, or the records database is unreachable (the items before the "
+         "failure may have been recorded)",
 }
+BATCH_CLIENT_DOC = CLIENT_ID_DOC + "; stored with the record of every image of the batch"
 
 
 class BatchFailure(BaseModel):
@@ -78,8 +83,10 @@ async def read_files(uploads: list[UploadFile]) -> list[BatchFile]:
     return [BatchFile(upload.filename, await upload.read()) for upload in uploads]
 
 
-def answer_items(result: BatchResult[R], item: Callable[[int, str | None, R], BaseModel]) -> dict[str, Any]:
-    """The response's fields: each success through ``item``, each failure as its status and message."""
+async def answer_items(result: BatchResult[R],
+                       item: Callable[[int, str | None, R], Awaitable[BaseModel]]) -> dict[str, Any]:
+    """The response's fields: each success through ``item`` (which records it), each failure as its status and
+    message (a refused file is not recorded, as the single endpoints record no refused request)."""
     results: list[Any] = []
     for entry in result.items:
         if entry.error is not None:
@@ -87,7 +94,7 @@ def answer_items(result: BatchResult[R], item: Callable[[int, str | None, R], Ba
                                         detail=safe_text(str(entry.error))))
         else:
             assert entry.result is not None
-            results.append(item(entry.index, entry.filename, entry.result))
+            results.append(await item(entry.index, entry.filename, entry.result))
     return {"results": results, "n_ok": result.n_ok, "n_failed": result.n_failed}
 
 
@@ -98,31 +105,42 @@ def answer_items(result: BatchResult[R], item: Callable[[int, str | None, R], Ba
                  **BATCH_ERRORS,
                  503: "no model is loaded from ARTIFACTS_DIR, " + BATCH_ERRORS[503]}))
 async def predict_batch(
+    request: Request,
     runtime: RuntimeDep,
+    records: RecordsDep,
     files: list[UploadFile] = File([], description=f"the images (repeat the `files` part), at least "
                                                    f"{MIN_IMAGE_SIDE} px per side; up to MAX_BATCH_FILES"),
     thr: float | None = Query(None, ge=0, le=SCORE_MAX, allow_inf_nan=False,
                               description=f"Manual threshold (0 to {SCORE_MAX:g}); overrides THRESHOLD and `mode`."),
     mode: Mode | None = Query(None, description="`sensitive` lowers the threshold 20 %, `strict` raises it 20 %."),
+    station_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["line-2"]),
+    operator_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["ana"]),
 ) -> dict[str, Any]:
-    """Score several images as `/predict` does, through the backbone in batches; one result per file."""
+    """Score several images as `/predict` does, through the backbone in batches; one result (and record) per file."""
+    started = time.perf_counter()
+    client = ClientFields(None, station_id, operator_id).checked()  # refused before any work
     batch = await read_files(files)
     result = await runtime.infer(predict_many_with, runtime.artifact, batch, runtime.settings.batch_limits(),
                                  mode, thr)
 
-    def item(index: int, filename: str | None, prediction: Any) -> PredictBatchItem:
-        answer = PredictResponse(**{**asdict(prediction), "overlay_url": runtime.static_url(prediction.overlay_url)})
+    async def item(index: int, filename: str | None, prediction: Any) -> PredictBatchItem:
+        record = await runtime.io(records.record_artifact, prediction, batch[index].data,
+                                  request_facts(request, "/predict/batch", filename, started), client)
+        answer = PredictResponse(**{**asdict(prediction), "overlay_url": runtime.static_url(prediction.overlay_url),
+                                    "record_id": record.id})
         return PredictBatchItem(index=index, filename=filename, result=answer)
 
-    return answer_items(result, item)
+    return await answer_items(result, item)
 
 
 @router.post("/infer/batch", response_model=InferBatchResponse, tags=["product models (role/roi)"],
              responses=error_responses({**COMMON_ERRORS, **MODEL_ERRORS, 428: "the model is not calibrated yet",
                                         **BATCH_ERRORS}))
 async def infer_batch(
+    request: Request,
     runtime: RuntimeDep,
     products: ProductsDep,
+    records: RecordsDep,
     role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}", examples=["carcasa"]),
     roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}", examples=["tornillo"]),
     mm_per_px: float = Form(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, examples=[0.05],
@@ -130,12 +148,22 @@ async def infer_batch(
     images: list[UploadFile] = File([], description=f"the ROI images (repeat the `images` part), at least "
                                                     f"{MIN_IMAGE_SIDE} px per side; up to MAX_BATCH_FILES"),
     shape: str = Form(description=SHAPE_DOC + "; the same for every image", examples=[SHAPE_EXAMPLE]),
-    operator_id: str | None = Form(None, max_length=128, examples=["ana"]),
+    operator_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["ana"]),
+    station_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["line-2"]),
 ) -> dict[str, Any]:
-    """Inspect several ROI images as `/infer` does, through the backbone in batches; one result per image."""
+    """Inspect several ROI images as `/infer` does, through the backbone in batches; one result (and record) per
+    image."""
+    started = time.perf_counter()
     bind_ids(role_id, roi_id)
+    client = ClientFields(None, station_id, operator_id).checked()  # refused before any work
     command = InferBatchCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, images=await read_files(images),
                                 shape=shape, operator_id=operator_id)
     result = await runtime.infer(products.infer_many, command, runtime.settings.batch_limits())
-    return answer_items(result, lambda index, filename, inspection: InferBatchItem(
-        index=index, filename=filename, result=InferResponse(**asdict(inspection))))
+
+    async def item(index: int, filename: str | None, inspection: Any) -> InferBatchItem:
+        record = await runtime.io(records.record_product, inspection, command.images[index].data,
+                                  request_facts(request, "/infer/batch", filename, started), client)
+        return InferBatchItem(index=index, filename=filename, result=InferResponse(**asdict(inspection),
+                                                                                   record_id=record.id))
+
+    return await answer_items(result, item)

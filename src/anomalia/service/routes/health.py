@@ -50,6 +50,8 @@ async def health(runtime: RuntimeDep) -> dict:
         "storage": {"data_root": storage.data_root, "writable": storage.writable,
                     "free_bytes": storage.free_bytes} if storage else None,
         "device": runtime.device,
+        "records": {**runtime.records.status(), "database": runtime.settings.records_database_name()}
+        if runtime.records is not None else None,
         **artifact_model_fields(runtime),
         "model": runtime.settings.patchcore_backbone,
         "product_embedding": fit_config(products.options).embedding() if products is not None else None,

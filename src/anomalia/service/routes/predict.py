@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
-from fastapi import APIRouter, File, Query, UploadFile
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
-from anomalia.service.dependencies import RuntimeDep
+from anomalia.service.dependencies import RecordsDep, RuntimeDep
+from anomalia.service.routes.record_fields import CLIENT_ID_DOC, request_facts
 from anomalia.service.schemas import error_responses
 from anomalia.usecases.artifact_model import predict_with
-from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX
+from anomalia.usecases.limits import MAX_TEXT_ID, MIN_IMAGE_SIDE, SCORE_MAX
+from anomalia.usecases.records import ClientFields
 
 router = APIRouter(tags=["inspect with the ARTIFACTS_DIR model"])
 
@@ -27,6 +31,8 @@ class PredictResponse(BaseModel):
         description="URL of the `*_overlay.png` (siblings `*_heat.png`, `*_mask.png`); null when SAVE_VIS=0. "
                     "With BACKEND_API_KEY set it is signed (`?expires=…&signature=…`, SIGNED_URL_TTL_S) so an "
                     "`<img>` can load it without the key header.")
+    record_id: int = Field(description="Id of this inspection's record (GET /records/{id}); the answer is sent "
+                                       "once the record is committed.")
 
 
 @router.post("/predict", response_model=PredictResponse, responses=error_responses({
@@ -34,19 +40,29 @@ class PredictResponse(BaseModel):
     401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong.",
     413: "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS.",
     503: "No model is loaded from ARTIFACTS_DIR (the detail starts with 'no model loaded'), its backbone weights "
-         "are not available, or MAX_QUEUE inspections are already waiting or running (retry after `Retry-After` "
-         "seconds).",
+         "are not available, the records database is unreachable (nothing was recorded), or MAX_QUEUE "
+         "inspections are already waiting or running (retry after `Retry-After` seconds).",
 }))
 async def predict(
+    request: Request,
     runtime: RuntimeDep,
+    records: RecordsDep,
     file: UploadFile = File(description=f"The image (PNG, JPEG, BMP, …), at least {MIN_IMAGE_SIDE} px per side; "
                                         "validated by decoding it."),
     thr: float | None = Query(None, ge=0, le=SCORE_MAX, allow_inf_nan=False,
                               description=f"Manual threshold (0 to {SCORE_MAX:g}); overrides THRESHOLD and `mode`."),
     mode: Mode | None = Query(
         None, description="`sensitive` lowers the threshold 20 %, `strict` raises it 20 %."),
+    part_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=CLIENT_ID_DOC, examples=["SN-000123"]),
+    station_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=CLIENT_ID_DOC, examples=["line-2"]),
+    operator_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=CLIENT_ID_DOC, examples=["ana"]),
 ) -> PredictResponse:
-    """Score one image against the ARTIFACTS_DIR model; scoring runs in a worker thread."""
+    """Score one image against the ARTIFACTS_DIR model and record the verdict; scoring runs in a worker thread."""
+    started = time.perf_counter()
+    client = ClientFields(part_id, station_id, operator_id).checked()  # refused before any work
     data = await file.read()
     result = await runtime.infer(predict_with, runtime.artifact, data, file.filename, mode, thr)
-    return PredictResponse(**{**asdict(result), "overlay_url": runtime.static_url(result.overlay_url)})
+    record = await runtime.io(records.record_artifact, result, data,
+                              request_facts(request, "/predict", file.filename, started), client)
+    return PredictResponse(**{**asdict(result), "overlay_url": runtime.static_url(result.overlay_url),
+                              "record_id": record.id})

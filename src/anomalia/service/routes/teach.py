@@ -8,7 +8,7 @@ import structlog
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 
-from anomalia.service.dependencies import ProductsDep, RuntimeDep
+from anomalia.service.dependencies import ProductsDep, RecordsDep, RuntimeDep
 from anomalia.service.errors import ServiceError
 from anomalia.service.schemas import CalibrateRequest, CalibrateResponse, FitResponse, error_responses
 from anomalia.usecases.limits import MAX_SHAPE_CHARS, MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN
@@ -55,11 +55,14 @@ async def fit_ok(
     operator_id: str | None = Form(None, max_length=128, examples=["ana"]),
     shape: str | None = Form(None, description=f"optional inspection shape used for the ok_scores; {SHAPE_DOC}",
                              examples=[SHAPE_EXAMPLE]),
+    from_dataset: bool = Form(False, description="also teach from every image already in this role/roi's OK "
+                                                 "dataset (earlier teaches, records reviewed ok with "
+                                                 "add_to_dataset); `images` may then be omitted"),
 ) -> FitResponse:
     """Build a new model version from OK images; answers 409 at once if this role/roi is already fitting."""
     bind_ids(role_id, roi_id)
     uploads = [*images, *images_brackets]
-    if not uploads:  # in FastAPI's own shape, as the 422 of the OpenAPI document says
+    if not uploads and not from_dataset:  # in FastAPI's own shape, as the 422 of the OpenAPI document says
         raise RequestValidationError([{"type": "missing", "loc": ("body", "images"), "input": None,
                                        "msg": "Field required: one multipart part `images` per OK image"}])
     limit = runtime.settings.max_upload_bytes
@@ -68,8 +71,8 @@ async def fit_ok(
         if len(data) > limit:
             raise ServiceError(f"image {upload.filename!r} exceeds MAX_UPLOAD_MB "
                                f"({runtime.settings.max_upload_mb:g} MB per image)", 413)
-    command = FitCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px,
-                         images=images_data, operator_id=operator_id, shape=shape)
+    command = FitCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, images=images_data,
+                         operator_id=operator_id, shape=shape, from_dataset=from_dataset)
     with products.reserve(role_id, roi_id, "fit") as slot:
         result = await runtime.fit(products.fit_ok, command, slot)
     return FitResponse(**asdict(result))
@@ -77,9 +80,12 @@ async def fit_ok(
 
 @router.post("/calibrate_ng", response_model=CalibrateResponse,
              responses=error_responses({**COMMON_ERRORS, **MODEL_ERRORS}))
-async def calibrate_ng(runtime: RuntimeDep, products: ProductsDep, body: CalibrateRequest) -> CalibrateResponse:
+async def calibrate_ng(runtime: RuntimeDep, products: ProductsDep, records: RecordsDep,
+                       body: CalibrateRequest) -> CalibrateResponse:
     """Set the threshold from OK (and NG) scores; publishes a new version that shares the bank."""
     bind_ids(body.role_id, body.roi_id)
-    command = CalibrateCommand(**body.model_dump())
+    command = CalibrateCommand(**body.model_dump(exclude={"from_reviews"}))
+    if body.from_reviews:  # plus the scores operators labelled on this model's bank
+        command = await runtime.io(records.with_reviewed_scores, products, command)
     result = await runtime.infer(products.calibrate_ng, command)
     return CalibrateResponse(**asdict(result))
