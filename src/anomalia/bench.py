@@ -8,13 +8,16 @@ synthetic MVTec-layout set.
 ``peak RSS teach`` is a figure, not a timed test: one ``/fit_ok`` use case of 30 highly compressible
 40-megapixel PNGs (about 1.6 MB of upload, 3.6 GB once decoded to colour) beside one of 30 small
 images, each in a fresh process; images are decoded one at a time, so the two stay close.
-Run: ``python -m anomalia.bench [--repeats 3] [--large] [--accuracy] [--json out.json]``.
+``/predict/batch`` against ``/predict``: the same images through the artifact model's use case, one call
+per image and one batch call, as ms per image and their ratio (``--batch-only`` prints just the inference part).
+Run: ``python -m anomalia.bench [--repeats 3] [--large] [--accuracy] [--batch-only] [--json out.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import resource
 import statistics
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import structlog
 import torch
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
@@ -151,6 +155,33 @@ def batch_throughput(detector: PatchCore, test: list[np.ndarray], repeats: int) 
     return rates
 
 
+def batch_vs_single(detector: PatchCore, encoded: list[bytes], repeats: int) -> dict[str, list[float]]:
+    """ms per image of ``/predict``'s use case called once per image, and of ``/predict/batch``'s on all of
+    them (decode, backbone batches of ``batch_size``, kNN, post-processing; no visuals written), same run."""
+    from anomalia.store.model_io import save_model
+    from anomalia.usecases.artifact_model import ArtifactModel, ArtifactOptions
+    from anomalia.usecases.backbones import ExtractorCache
+    from anomalia.usecases.batch import BatchFile, BatchLimits
+
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(detector, Path(folder) / "model")
+        model = ArtifactModel.load(ArtifactOptions(Path(folder) / "model", weights="random"), ExtractorCache())
+    files = [BatchFile(f"{i}.png", data) for i, data in enumerate(encoded)]
+    limits = BatchLimits(max_files=len(files), max_bytes=sum(map(len, encoded)))
+    model.predict_many(files[:8], limits)  # warm-up
+    report: dict[str, list[float]] = {"single_ms": [], "batch_ms": []}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for file in files:
+            model.predict(file.data, file.filename)
+        report["single_ms"].append((time.perf_counter() - started) * 1000 / len(files))
+        started = time.perf_counter()
+        assert model.predict_many(files, limits).n_ok == len(files)
+        report["batch_ms"].append((time.perf_counter() - started) * 1000 / len(files))
+    report["single_over_batch"] = [one / many for one, many in zip(report["single_ms"], report["batch_ms"])]
+    return report
+
+
 def bank_sweep(sizes: list[int], repeats: int) -> dict[int, dict]:
     """Batch-1 ``predict`` on banks of real patch embeddings of growing size (``knn_index`` auto), as a
     ratio to the backbone's own forward pass on the same image, timed one after the other."""
@@ -226,19 +257,16 @@ def accuracy_comparison(n_train: int) -> dict[str, dict]:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="anomalia-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--large", action="store_true", help="also fit 1 000 images and compare a 10x bank")
-    parser.add_argument("--accuracy", action="store_true", help="compare accuracy of coreset and kNN variants")
-    parser.add_argument("--json", default=None, help="also write the raw figures to this file")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    out: dict = {"threads": torch.get_num_threads()}
-    print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {torch.get_num_threads()} threads")
-    print(f"{'figure':44s} {'min':>8s} {'median':>8s} {'max':>8s}")
+def print_batch_vs_single(out: dict, detector: PatchCore, encoded: list[bytes], repeats: int) -> None:
+    figures = out["predict_batch_vs_single"] = batch_vs_single(detector, encoded, repeats)
+    batch = detector.config.batch_size
+    print(f"{'/predict use case, one image a call (ms/img)':44s} {spread(figures['single_ms'])}")
+    print(f"{f'/predict/batch use case, batches of {batch} (ms/img)':44s} {spread(figures['batch_ms'])}")
+    print(f"{'  single / batch per image (speed-up)':44s} {spread(figures['single_over_batch'])}")
 
-    fits = measure_fit(100, args.repeats)
+
+def print_fit_figures(out: dict, repeats: int) -> None:
+    fits = measure_fit(100, repeats)
     out["fit_100"] = fits
     label = f"fit 100 images (s)   [peer {PEER['fit_100_s']:g} s]"
     print(f"{label:44s} {spread([f['fit_s'] for f in fits])}")
@@ -254,6 +282,24 @@ def main(argv: list[str] | None = None) -> int:
     label = f"peak RSS teach 30 x 40 Mpx PNG, {teach['large']['upload_mb']:.1f} MB (GB)"
     print(f"{label:44s} {spread([teach['large']['peak_rss_gb']])}")
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="anomalia-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large", action="store_true", help="also fit 1 000 images and compare a 10x bank")
+    parser.add_argument("--accuracy", action="store_true", help="compare accuracy of coreset and kNN variants")
+    parser.add_argument("--json", default=None, help="also write the raw figures to this file")
+    parser.add_argument("--batch-only", action="store_true",
+                        help="only the inference figures, up to /predict/batch against /predict")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # figures only
+    out: dict = {"threads": torch.get_num_threads()}
+    print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {torch.get_num_threads()} threads")
+    print(f"{'figure':44s} {'min':>8s} {'median':>8s} {'max':>8s}")
+
+    if not args.batch_only:
+        print_fit_figures(out, args.repeats)
     detector = PatchCore(PatchCoreConfig(weights="random", holdout_fraction=0.0)).fit(images(100))
     test = images(40, offset=10_000)
     encoded = [cv2.imencode(".png", image)[1].tobytes() for image in test]
@@ -268,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     rates = batch_throughput(detector, test, args.repeats)
     out["batch8_images_per_s"] = rates
     print(f"{'batch 8 throughput (images/s)':44s} {spread(rates)}")
+    print_batch_vs_single(out, detector, encoded, args.repeats)
+    if args.batch_only:
+        return 0
 
     sizes = [10_000, 50_000, 200_000] if args.large else [10_000, 50_000]
     out["bank_sweep"] = sweep = bank_sweep(sizes, args.repeats)

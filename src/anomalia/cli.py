@@ -172,7 +172,8 @@ def _warn_weights(config: PatchCoreConfig) -> None:
 def cmd_predict(args) -> int:
     from anomalia.core.scoring import effective_threshold
     from anomalia.store.image_files import read_image
-    from anomalia.usecases.inspection import inspect, model_threshold, visuals
+    from anomalia.usecases.batch import chunks
+    from anomalia.usecases.inspection import inspect_many, model_threshold, visuals
     from anomalia.usecases.model_folders import open_model
     from anomalia.viz.overlays import encode_png
 
@@ -182,15 +183,16 @@ def cmd_predict(args) -> int:
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
-    for path in args.images:
-        image = read_image(path)
-        result = inspect(loaded.detector, image, threshold=threshold)
-        line = {"path": str(path), "score": result.score, "threshold": threshold, "is_anomaly": result.is_anomaly}
-        if args.save_vis:
-            out = _overlay_path(args.save_vis, path, written)
-            out.write_bytes(encode_png(visuals(image, result, None).overlay))
-            line["overlay"] = str(out)
-        print(json.dumps(line), flush=True)
+    for paths in chunks(args.images, loaded.detector.config.batch_size):  # one backbone batch at a time
+        images = [read_image(path) for path in paths]
+        for path, image, result in zip(paths, images, inspect_many(loaded.detector, images, threshold=threshold)):
+            line = {"path": str(path), "score": result.score, "threshold": threshold,
+                    "is_anomaly": result.is_anomaly}
+            if args.save_vis:
+                out = _overlay_path(args.save_vis, path, written)
+                out.write_bytes(encode_png(visuals(image, result, None).overlay))
+                line["overlay"] = str(out)
+            print(json.dumps(line), flush=True)
     return 0
 
 

@@ -25,7 +25,7 @@ DOCUMENTED = {  # README and docs/BACKEND.md section 6
     "InvalidIdentifier": 400, "ImageDecodeError": 400, "ImageTooLargeError": 413, "WeightsMismatchError": 409,
     "ModelFormatError": 500, "WeightsUnavailableError": 503, "WeightsFileError": 503, "NotFittedError": 503,
     "InvalidRequest": 400, "ModelNotFound": 404, "Conflict": 409, "NotCalibrated": 428, "ModelUnloadable": 500,
-    "ModelUnavailable": 503, "RequestTooLarge": 413, "StorageReadOnly": 503, "StorageFull": 507,
+    "ModelUnavailable": 503, "RequestTooLarge": 413, "UploadTooLarge": 413, "StorageReadOnly": 503, "StorageFull": 507,
     "DatabaseUnavailable": 503, "RecordNotFound": 404,
 }
 

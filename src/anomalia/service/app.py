@@ -13,14 +13,14 @@ from anomalia import __version__
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.metrics import RequestMetrics
-from anomalia.service.middleware import BodyLimit, SecurityHeaders, request_context
-from anomalia.service.routes import config, health, metrics, pages, predict
+from anomalia.service.middleware import BodyLimit, PartLimit, SecurityHeaders, request_context
+from anomalia.service.routes import batch, config, health, metrics, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import records as record_routes
 from anomalia.service.routes import teach
 from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings, load_settings
-from anomalia.usecases.artifact_model import ArtifactModel
+from anomalia.usecases.artifact_model import ArtifactModel, absent_model_reason, model_kind
 from anomalia.store.datasets import DatasetStore
 from anomalia.store.database import DatabaseUnavailable, open_engine, redact
 from anomalia.store.record_images import RecordImages
@@ -59,14 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "X-Request-ID", "Content-Type"])
+    batch_bytes = settings.batch_limits().max_bytes
+    app.add_middleware(PartLimit, max_files=settings.max_batch_files, form_fields=batch.FORM_FIELDS)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes,
-                       path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB")})
+                       path_limits={"/fit_ok": (settings.max_fit_upload_bytes, "MAX_FIT_UPLOAD_MB"),
+                                    **{path: (batch_bytes, "MAX_BATCH_MB") for path in batch.FORM_FIELDS}})
     app.add_middleware(RequestMetrics, metrics=runtime.metrics, routes=app.router.routes)
     app.add_middleware(SecurityHeaders)  # last added, so outermost: every answer carries the headers
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(teach.router)
     app.include_router(infer_routes.router)
+    app.include_router(batch.router, form_limits={"max_files": settings.max_batch_files + max(batch.FORM_FIELDS.values())})
     app.include_router(record_routes.router)
     app.include_router(config.router)
     app.include_router(metrics.router)
@@ -81,11 +85,15 @@ async def startup(runtime: Runtime) -> None:
     settings = runtime.settings
     settings.static_dir.mkdir(parents=True, exist_ok=True)
     overlays = settings.overlay_folder() if settings.save_vis else None
-    try:  # a missing memory bank stops start-up (`anomalia serve --demo` builds one)
-        runtime.artifact = ArtifactModel.load(settings.artifact_options(), runtime.extractors, overlays)
-    except Exception as error:
-        log.error("artifact_model_failed", error=str(error), artifacts_dir=str(settings.artifacts_dir))
-        raise
+    if not settings.artifacts_dir_chosen and model_kind(settings.artifacts_dir) is None:
+        runtime.artifact_absent = absent_model_reason(settings.artifacts_dir)  # /predict answers 503
+        log.warning("artifact_model_absent", artifacts_dir=str(settings.artifacts_dir), reason=runtime.artifact_absent)
+    else:
+        try:  # a set ARTIFACTS_DIR without a model stops start-up (`anomalia serve --demo` builds one)
+            runtime.artifact = ArtifactModel.load(settings.artifact_options(), runtime.extractors, overlays)
+        except Exception as error:
+            log.error("artifact_model_failed", error=str(error), artifacts_dir=str(settings.artifacts_dir))
+            raise
     products = settings.product_options()
     await runtime.fit(check_weights_setting, products, runtime.extractors)  # a wrong file stops start-up
     runtime.records = await runtime.io(open_records, settings)

@@ -33,6 +33,7 @@ from anomalia.usecases.errors import (
     RequestTooLarge,
     StorageFull,
     StorageReadOnly,
+    UploadTooLarge,
     UseCaseError,
 )
 
@@ -42,11 +43,20 @@ class ServiceError(Exception):
 
     status_code = 400
 
-    def __init__(self, detail: str, status_code: int | None = None):
+    def __init__(self, detail: str, status_code: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
         if status_code is not None:
             self.status_code = status_code
+
+
+class QueueFull(ServiceError):
+    """``MAX_QUEUE`` inspections are already waiting or running: 503 at once, with ``Retry-After``."""
+
+    def __init__(self, max_queue: int, retry_after_s: int):
+        super().__init__(f"the server is busy: MAX_QUEUE={max_queue} inspections are already waiting or running; "
+                         f"retry in {retry_after_s} s (Retry-After)", 503, {"Retry-After": str(retry_after_s)})
 
 
 STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
@@ -61,6 +71,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     WeightsMismatchError: 409,
     ImageTooLargeError: 413,
     RequestTooLarge: 413,
+    UploadTooLarge: 413,
     NotCalibrated: 428,
     ModelUnloadable: 500,
     ModelFormatError: 500,
@@ -124,7 +135,7 @@ def validation_details(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, An
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ServiceError)
-        return JSONResponse({"detail": safe_text(error.detail)}, status_code=error.status_code)
+        return JSONResponse({"detail": safe_text(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     async def domain_error(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": safe_text(str(error))}, status_code=status_of(error))

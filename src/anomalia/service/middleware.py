@@ -89,6 +89,62 @@ class _TooLarge(Exception):
     pass
 
 
+class PartLimit:
+    """Refuse a multipart body with more parts than its path allows (413 naming ``MAX_BATCH_FILES``), counted
+    from the boundaries while it streams: ten thousand tiny files are refused before any is parsed or stored.
+
+    ``form_fields`` maps each limited path to how many other fields its form has (they are parts too); the
+    use case then counts the files exactly. Other paths pass.
+    """
+
+    def __init__(self, app: ASGIApp, max_files: int, form_fields: dict[str, int]):
+        self.app = app
+        self.max_files = max_files
+        self.form_fields = form_fields
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fields = self.form_fields.get(scope.get("path", "")) if scope["type"] == "http" else None
+        limit = None if fields is None else self.max_files + fields
+        boundary = _boundary(dict(scope.get("headers", [])).get(b"content-type", b"")) if limit else None
+        if limit is None or boundary is None:
+            await self.app(scope, receive, send)
+            return
+        delimiter, tail, seen, refused = b"--" + boundary, b"", 0, False
+
+        async def counting_receive() -> Message:
+            nonlocal tail, seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                text = tail + message.get("body", b"")
+                seen += text.count(delimiter)
+                tail = text[-(len(delimiter) - 1):]
+                if seen - 1 > limit:  # the closing delimiter ends the last part
+                    refused = True
+                    detail = (f"more than MAX_BATCH_FILES ({self.max_files}) files in one request; send them in "
+                              "several requests")
+                    await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # after the 413, whatever the app still answers is dropped
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+
+def _boundary(content_type: bytes) -> bytes | None:
+    """The multipart boundary of a ``Content-Type`` header, or None when it is not multipart."""
+    kind, _, parameters = content_type.partition(b";")
+    if kind.strip().lower() != b"multipart/form-data":
+        return None
+    for parameter in parameters.split(b";"):
+        name, _, value = parameter.strip().partition(b"=")
+        if name.lower() == b"boundary" and value.strip(b'"'):
+            return value.strip(b'"')
+    return None
+
+
 class SecurityHeaders:
     """Add :data:`SECURITY_HEADERS` to every answer, including those of the other middleware (413, 401)."""
 

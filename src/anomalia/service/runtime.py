@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -10,6 +11,7 @@ import anyio
 
 from anomalia.core.device import resolve_device
 from anomalia.service.metrics import Metrics
+from anomalia.service.errors import QueueFull
 from anomalia.service.settings import Settings
 from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
@@ -37,12 +39,18 @@ class Runtime:
     url_signer: UrlSigner | None = None
     """Signs ``/static`` URLs when ``BACKEND_API_KEY`` is set (None otherwise: those files are public)."""
     artifact: ArtifactModel | None = None
+    artifact_absent: str | None = None
+    """Why no artifact model is served (the default ``ARTIFACTS_DIR`` was empty at start-up), for ``/health``."""
     products: ProductModels | None = None
     records: InspectionRecords | None = None
     tokens: Tokens | None = None
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     metrics: Metrics = field(default_factory=Metrics)
+    queued: int = 0
+    """Inspections waiting for or holding the inference worker (``MAX_QUEUE`` bounds it)."""
+    _seconds_each: float = 1.0
+    """Running mean of how long one call holds the worker, for ``Retry-After``."""
 
     @classmethod
     def create(cls, settings: Settings) -> "Runtime":
@@ -65,9 +73,29 @@ class Runtime:
         return self.extractors.device
 
     async def infer(self, function: Callable[..., T], *args: Any) -> T:
-        """Run an inspection off the event loop (counted in flight while it waits and runs)."""
-        with self.metrics.inspection():
-            return await anyio.to_thread.run_sync(function, *args, limiter=self.inference_limiter)
+        """Run an inspection off the event loop, or refuse it at once when ``MAX_QUEUE`` are already waiting
+        or running: a line that sends faster than it is served gets 503 + ``Retry-After``, not a growing queue.
+        Counted in flight (``/metrics``) while it waits and runs."""
+        if self.queued >= self.settings.max_queue:
+            self.metrics.inspection_rejected(reason="queue_full")
+            raise QueueFull(self.settings.max_queue, self.retry_after_s())
+        self.queued += 1  # the event loop is one thread: no lock needed
+        try:
+            with self.metrics.inspection():
+                return await anyio.to_thread.run_sync(self._timed, function, *args, limiter=self.inference_limiter)
+        finally:
+            self.queued -= 1
+
+    def _timed(self, function: Callable[..., T], *args: Any) -> T:
+        started = time.monotonic()
+        try:
+            return function(*args)
+        finally:
+            self._seconds_each = 0.8 * self._seconds_each + 0.2 * (time.monotonic() - started)
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the queue has likely drained (at least 1)."""
+        return max(1, math.ceil(self.queued * self._seconds_each))
 
     def models_changed(self) -> None:
         """Update the metrics' model info from what is loaded now (after start-up, a fit, a calibration)."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from types import FrameType
+
 import structlog
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -17,6 +22,37 @@ log = structlog.get_logger("anomalia.server")
 
 STARTUP_FAILED = 3
 """Exit code when the app cannot start (uvicorn's own convention), e.g. no memory bank."""
+EXIT_GRACE_EXCEEDED = 0
+"""Exit code when in-flight work outlives ``SHUTDOWN_GRACE_S``: the stop was asked for, so still a clean stop."""
+HARD_STOP_MARGIN_S = 5.0
+"""After the grace period uvicorn cancels what is left; a worker thread cannot be cancelled, so the
+process is ended this much later whatever is still running."""
+
+
+class GracefulServer(uvicorn.Server):
+    """On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for ``timeout_graceful_shutdown``
+    seconds, then stop; a watchdog ends the process if a worker thread outlives that bound."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            grace = float(self.config.timeout_graceful_shutdown or 0)
+            log.info("shutdown_requested", signal=signal.Signals(sig).name, grace_s=grace)
+            watchdog = threading.Timer(grace + HARD_STOP_MARGIN_S, _hard_stop, args=(grace,))
+            watchdog.daemon = True
+            watchdog.start()
+        super().handle_exit(sig, frame)
+
+
+def _hard_stop(grace: float) -> None:
+    log.error("shutdown_grace_exceeded", grace_s=grace, hint="in-flight work was cut off; raise SHUTDOWN_GRACE_S")
+    os._exit(EXIT_GRACE_EXCEEDED)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    """A stop signal once uvicorn has shut down (it raises the signal again): a requested stop, exit code 0."""
 
 
 APP_FACTORY = "anomalia.service.app:create_app"
@@ -41,9 +77,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = False, workers
                         hint="set PROMETHEUS_MULTIPROC_DIR so /metrics answers the sum over all workers")
         return serve_workers(host, port, workers, settings.log_level)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
-                                           log_level=settings.log_level.lower(), timeout_graceful_shutdown=10))
-    server.run()
+    server = GracefulServer(uvicorn.Config(app, host=host, port=port, lifespan="on", access_log=False,
+                                           log_level=settings.log_level.lower(),
+                                           timeout_graceful_shutdown=settings.shutdown_grace_s))
+    previous = {sig: signal.signal(sig, _stopped) for sig in STOP_SIGNALS}  # uvicorn raises them again
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         log.error("startup_failed", hint="see the error above; without a model run `anomalia serve --demo` "
                                          "or fit one into ARTIFACTS_DIR")

@@ -32,6 +32,7 @@ from anomalia.store.overlay_files import OverlayFolder
 from anomalia.store.record_images import Retention
 from anomalia.usecases.artifact_model import ArtifactOptions
 from anomalia.usecases.configuration import SettingValue
+from anomalia.usecases.batch import BatchLimits
 from anomalia.usecases.products import ProductOptions
 
 _RETENTION = re.compile(r"^(\d+)([smhd]?)$")
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     max_fit_upload_mb: float = Field(default=512.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     max_request_pixels: int = Field(default=400_000_000, gt=0)
+    max_batch_files: int = Field(default=64, ge=1, le=10_000)
+    max_batch_mb: float = Field(default=128.0, gt=0)
+    max_queue: int = Field(default=16, ge=1, le=10_000)
+    shutdown_grace_s: int = Field(default=30, ge=0, le=3600)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     overlay_retention: str = "1000"
     # product models: /fit_ok, /calibrate_ng, /infer (seed 004, section 6)
@@ -204,6 +209,16 @@ class Settings(BaseSettings):
     @property
     def max_fit_upload_bytes(self) -> int:
         return int(self.max_fit_upload_mb * 1024 * 1024)
+
+    @property
+    def artifacts_dir_chosen(self) -> bool:
+        """``ARTIFACTS_DIR`` was set (environment, ``.env``, YAML or constructor), not left at its default."""
+        return "artifacts_dir" in self.model_fields_set
+
+    def batch_limits(self) -> BatchLimits:
+        """``MAX_BATCH_FILES``, ``MAX_BATCH_MB`` and, per file, ``MAX_UPLOAD_MB``."""
+        return BatchLimits(max_files=self.max_batch_files, max_bytes=int(self.max_batch_mb * 1024 * 1024),
+                           max_file_bytes=self.max_upload_bytes)
 
     def retention(self) -> tuple[int | None, float | None]:
         """``(max_files, max_age_seconds)``: exactly one is set."""

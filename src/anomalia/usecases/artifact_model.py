@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ from anomalia.store.legacy import LEGACY_BANK, LEGACY_CONFIG, load_legacy
 from anomalia.store.manifest import MANIFEST
 from anomalia.store.model_io import ExtractorProvider, LoadedModel, load_model
 from anomalia.store.overlay_files import OverlayFolder
+from anomalia.usecases.batch import BatchFile, BatchLimits, BatchResult, check_batch, check_file_size, run_batch
 from anomalia.usecases.errors import ModelUnavailable
-from anomalia.usecases.inspection import inspect, model_threshold, visuals
+from anomalia.usecases.inspection import Inspection, inspect, inspect_many, model_threshold, visuals
 from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX, check_range
 from anomalia.usecases.roi import build_roi
 
@@ -136,16 +138,49 @@ class ArtifactModel:
                 thr: float | None = None) -> ArtifactPrediction:
         """Decode (the bytes decide, not the content type), score inside the ROI, save the visuals."""
         started = time.perf_counter()
-        if thr is not None:
-            check_range("thr", thr, 0.0, SCORE_MAX)
-        threshold = effective_threshold(self.threshold, mode, thr)
-        image = decode_image(data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
+        threshold = self._threshold(mode, thr)
+        image = self._decode(data)
         timings = {"decode_ms": _elapsed_ms(started)}
         step = time.perf_counter()
         result = inspect(self.loaded.detector, image, threshold=threshold, roi=self.roi,
                          area_min=self.options.area_min, timings=timings)
-        found = polygons(result.regions) if result.is_anomaly else []
         timings["post_ms"] = _elapsed_ms(step) - timings.get("backbone_ms", 0.0) - timings.get("knn_ms", 0.0)
+        return self._answer(filename, image, result, mode, thr, started, timings)
+
+    def predict_many(self, files: Sequence[BatchFile], limits: BatchLimits, mode: Mode | None = None,
+                     thr: float | None = None) -> BatchResult[ArtifactPrediction]:
+        """:meth:`predict` for each file, the decoded ones through the backbone in batches of the model's
+        ``batch_size``; a file that cannot be decoded gets its own error (the others are still scored)."""
+        threshold = self._threshold(mode, thr)
+        check_batch(files, limits)
+
+        def prepare(file: BatchFile) -> tuple[BatchFile, np.ndarray]:
+            check_file_size(file, limits)
+            return file, self._decode(file.data)
+
+        def score(batch: list[tuple[BatchFile, np.ndarray]]) -> list[ArtifactPrediction]:
+            started = time.perf_counter()
+            timings: dict[str, float] = {}
+            results = inspect_many(self.loaded.detector, [image for _, image in batch], threshold=threshold,
+                                   roi=self.roi, area_min=self.options.area_min, timings=timings)
+            each = {stage: ms / len(batch) for stage, ms in timings.items()}  # the batch's stages, per image
+            return [self._answer(file.filename, image, result, mode, thr, started, dict(each), batch=len(batch))
+                    for (file, image), result in zip(batch, results)]
+
+        return run_batch(files, prepare, score, self.loaded.detector.config.batch_size)
+
+    def _threshold(self, mode: Mode | None, thr: float | None) -> float:
+        if thr is not None:
+            check_range("thr", thr, 0.0, SCORE_MAX)
+        return effective_threshold(self.threshold, mode, thr)
+
+    def _decode(self, data: bytes) -> np.ndarray:
+        return decode_image(data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
+
+    def _answer(self, filename: str | None, image: np.ndarray, result: Inspection, mode: Mode | None,
+                thr: float | None, started: float, timings: dict[str, float], batch: int = 1) -> ArtifactPrediction:
+        """Save the visuals, outline the regions in the image's pixels, log one line."""
+        found = polygons(result.regions) if result.is_anomaly else []
         step = time.perf_counter()
         overlay_url = None
         if self.overlays is not None:
@@ -153,11 +188,11 @@ class ArtifactModel:
             timings["overlay_ms"] = _elapsed_ms(step)
         timings = {stage: round(ms, 1) for stage, ms in timings.items()}
         regions = [region.to_dict() for region in result.regions] if result.is_anomaly else []
-        log.info("predict", score=round(result.score, 6), threshold=threshold, is_anomaly=result.is_anomaly,
+        log.info("predict", score=round(result.score, 6), threshold=result.threshold, is_anomaly=result.is_anomaly,
                  polygons=len(found), width=image.shape[1], height=image.shape[0], mode=mode, thr=thr,
-                 duration_ms=round(_elapsed_ms(started), 1), **timings)
+                 batch=batch, duration_ms=round(_elapsed_ms(started), 1), **timings)
         manifest = self.loaded.manifest
-        return ArtifactPrediction(score=result.score, threshold=threshold, is_anomaly=result.is_anomaly,
+        return ArtifactPrediction(score=result.score, threshold=result.threshold, is_anomaly=result.is_anomaly,
                                   polygons=found, overlay_url=overlay_url, regions=regions,
                                   image_size=(int(image.shape[1]), int(image.shape[0])), mode=mode,
                                   model={key: manifest.get(key) for key in MODEL_FIELDS}, timings_ms=timings)
@@ -170,9 +205,30 @@ def _elapsed_ms(started: float) -> float:
 def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None = None, mode: Mode | None = None,
                  thr: float | None = None) -> ArtifactPrediction:
     """``model.predict``, or ``ModelUnavailable`` when no artifact model is loaded."""
+    return loaded_model(model).predict(data, filename, mode, thr)
+
+
+def predict_many_with(model: ArtifactModel | None, files: Sequence[BatchFile], limits: BatchLimits,
+                      mode: Mode | None = None, thr: float | None = None) -> BatchResult[ArtifactPrediction]:
+    """``model.predict_many``, or ``ModelUnavailable`` when no artifact model is loaded."""
+    return loaded_model(model).predict_many(files, limits, mode, thr)
+
+
+NO_MODEL = ("no model loaded: ARTIFACTS_DIR holds no model; fit one into it (`anomalia fit GOOD_DIR --out "
+            "ARTIFACTS_DIR`), start with `anomalia serve --demo`, or set ARTIFACTS_DIR to a model folder")
+
+
+def loaded_model(model: ArtifactModel | None) -> ArtifactModel:
     if model is None:
-        raise ModelUnavailable("no model is loaded from ARTIFACTS_DIR")
-    return model.predict(data, filename, mode, thr)
+        raise ModelUnavailable(NO_MODEL)
+    return model
+
+
+def absent_model_reason(folder: Path) -> str:
+    """Why ``/predict`` answers 503 when the default ``ARTIFACTS_DIR`` holds no model (for ``/health``)."""
+    return (f"no model loaded: ARTIFACTS_DIR was not set and its default folder {folder} holds no model "
+            f"(no {MANIFEST} or {LEGACY_BANK}); /predict answers 503 until a model is there and the service "
+            "restarts. The product models (/fit_ok, /calibrate_ng, /infer) work.")
 
 
 def apply_query_options(loaded: LoadedModel, options: ArtifactOptions, *, legacy: bool) -> None:

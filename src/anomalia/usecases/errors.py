@@ -43,6 +43,10 @@ class RequestTooLarge(UseCaseError):
     """The request's images hold more pixels in all than a request may decode (``MAX_REQUEST_PIXELS``)."""
 
 
+class UploadTooLarge(UseCaseError):
+    """One uploaded file is over ``MAX_UPLOAD_MB`` (in a batch: that file only)."""
+
+
 class StorageFull(UseCaseError):
     """The data root's disk has no room for what the request must write; nothing was written."""
 

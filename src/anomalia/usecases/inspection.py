@@ -1,13 +1,14 @@
-"""Inspecting one image with a model, shared by ``/predict`` and ``anomalia predict``: score, verdict, regions, visuals."""
+"""Inspecting images with a model, shared by ``/predict`` and ``anomalia predict``: score, verdict, regions, visuals."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from anomalia.core.detector import PatchCore
+from anomalia.core.detector import PatchCore, Prediction
 from anomalia.core.image import to_gray
 from anomalia.core.regions import Region, binarize, find_regions
 from anomalia.core.scoring import DEFAULT_THRESHOLD, normalise, threshold_norm
@@ -41,7 +42,20 @@ def inspect(detector: PatchCore, image: np.ndarray, *, threshold: float, roi: np
 
     ``timings`` (optional) gets the backbone's and the search's milliseconds added (``PatchCore.predict``).
     """
-    prediction = detector.predict([image], mask=roi, timings=timings)[0]
+    return inspect_many(detector, [image], threshold=threshold, roi=roi, area_min=area_min, mm_per_px=mm_per_px,
+                        timings=timings)[0]
+
+
+def inspect_many(detector: PatchCore, images: Sequence[np.ndarray], *, threshold: float,
+                 roi: np.ndarray | None = None, area_min: float = 200.0, mm_per_px: float | None = None,
+                 timings: dict[str, float] | None = None) -> list[Inspection]:
+    """:func:`inspect` for several images, through the backbone ``config.batch_size`` at a time."""
+    predictions = detector.predict(images, mask=roi, timings=timings)
+    return [_inspection(prediction, threshold, roi, area_min, mm_per_px) for prediction in predictions]
+
+
+def _inspection(prediction: Prediction, threshold: float, roi: np.ndarray | None, area_min: float,
+                mm_per_px: float | None) -> Inspection:
     heat = prediction.anomaly_map
     heat_norm, hmin, hmax = normalise(heat)
     binary = binarize(heat_norm, threshold_norm(threshold, hmin, hmax), roi)

@@ -36,6 +36,7 @@ from anomalia.store.model_io import ExtractorProvider, load_model, read_manifest
 from anomalia.store.model_store import CALIBRATION, Interrupted, InvalidIdentifier, ModelStore, check_identifier
 from anomalia.store.write_locks import LockHeld, WriteLocks
 from anomalia.usecases.backbones import WeightsFileError
+from anomalia.usecases.batch import BatchFile, BatchLimits, BatchResult, check_batch, check_file_size, run_batch
 from anomalia.usecases.errors import (
     Conflict,
     InvalidRequest,
@@ -59,6 +60,7 @@ from anomalia.usecases.shapes import (
     check_shape_inside,
     heatmap_png,
     image_heat,
+    image_heats,
     parse_shape_text,
     shape_mask_for,
     shape_score,
@@ -125,6 +127,18 @@ class InferCommand:
     roi_id: str
     mm_per_px: float
     image: bytes
+    shape: str
+    operator_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InferBatchCommand:
+    """Several ROI images of one role/roi, inspected inside the same ``shape``."""
+
+    role_id: str
+    roi_id: str
+    mm_per_px: float
+    images: Sequence[BatchFile]
     shape: str
     operator_id: str | None = None
 
@@ -221,6 +235,18 @@ class ProductInspection:
     backbone: str | None = None
     weights: str | None = None
     weights_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class _Inference:
+    """What the images of one inspection request share: the ready model, the parsed shape, the scale."""
+
+    role: str
+    roi: str
+    served: ServedModel
+    shape: Shape
+    mm_per_px: float
+    operator_id: str | None
 
 
 @dataclass(frozen=True)
@@ -583,35 +609,71 @@ class ProductModels:
     def infer(self, command: InferCommand) -> ProductInspection:
         """Score one ROI image inside ``shape``; verdict NG when score > threshold and a region >= area_mm2_thr."""
         started = time.perf_counter()
-        role, roi = check_ids(command.role_id, command.roi_id)
-        served = self.ready(role, roi, command.mm_per_px)
-        shape = parse_shape_text(command.shape)
+        request = self._inference(command.role_id, command.roi_id, command.mm_per_px, command.shape,
+                                  command.operator_id)
         image = decode_image(command.image, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
-        mask = shape_mask_for(shape, image)
+        mask = shape_mask_for(request.shape, image)
         timings = {"decode_ms": _ms(started)}
         step = time.perf_counter()
         stages: dict[str, float] = {}
-        heat = image_heat(served.detector, image, stages)
+        heat = image_heat(request.served.detector, image, stages)
         timings["model_ms"] = _ms(step)
         timings.update({stage: round(ms, 1) for stage, ms in stages.items()})  # backbone_ms, knn_ms
+        return self._verdict(request, image, mask, heat, timings, started)
+
+    def infer_many(self, command: InferBatchCommand, limits: BatchLimits) -> BatchResult[ProductInspection]:
+        """:meth:`infer` for each image, the decoded ones through the backbone in batches of the model's
+        ``batch_size``; an image that cannot be inspected gets its own error, the others are still scored."""
+        request = self._inference(command.role_id, command.roi_id, command.mm_per_px, command.shape,
+                                  command.operator_id)
+        check_batch(command.images, limits, field="images")
+
+        def prepare(file: BatchFile) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+            started = time.perf_counter()
+            check_file_size(file, limits)
+            image = decode_image(file.data, max_pixels=self.options.max_image_pixels, min_side=MIN_IMAGE_SIDE)
+            return image, shape_mask_for(request.shape, image), {"decode_ms": _ms(started)}
+
+        def score(batch: list[tuple[np.ndarray, np.ndarray | None, dict[str, float]]]) -> list[ProductInspection]:
+            step = time.perf_counter()
+            stages: dict[str, float] = {}
+            heats = image_heats(request.served.detector, [image for image, _, _ in batch], stages)
+            each = {"model_ms": _ms(step), **stages}  # the batch's model stages, per image
+            each = {stage: round(ms / len(batch), 1) for stage, ms in each.items()}
+            return [self._verdict(request, image, mask, heat, {**timings, **each})
+                    for (image, mask, timings), heat in zip(batch, heats)]
+
+        return run_batch(command.images, prepare, score, request.served.detector.config.batch_size)
+
+    def _inference(self, role_id: str, roi_id: str, mm_per_px: float, shape: str,
+                   operator_id: str | None) -> _Inference:
+        """What every image of one inspection request shares; refused as a whole (404, 428, 409, 400)."""
+        role, roi = check_ids(role_id, roi_id)
+        served = self.ready(role, roi, mm_per_px)
+        return _Inference(role, roi, served, parse_shape_text(shape), mm_per_px, operator_id)
+
+    def _verdict(self, request: _Inference, image: np.ndarray, mask: np.ndarray | None, heat: np.ndarray,
+                 timings: dict[str, float], started: float | None = None) -> ProductInspection:
+        """Score, regions and verdict of one image from its upsampled map ``heat`` ``(H, W)``."""
         step = time.perf_counter()
+        served = request.served
         calibration = served.calibration
         assert calibration is not None  # ready() refuses an uncalibrated model
         threshold, area_thr = float(calibration["threshold"]), float(calibration["area_mm2_thr"])
         score = shape_score(heat, mask)
-        regions = find_regions(binarize(heat, threshold, mask), heat, area_min=0.0, mm_per_px=command.mm_per_px)
+        regions = find_regions(binarize(heat, threshold, mask), heat, area_min=0.0, mm_per_px=request.mm_per_px)
         is_ng = bool(score > threshold and any((r.area_mm2 or 0.0) >= area_thr for r in regions))
         heatmap = heatmap_png(heat, threshold)
         timings["post_ms"] = _ms(step)
-        timings["total_ms"] = _ms(started)
+        timings["total_ms"] = _ms(started) if started is not None else round(sum(timings.values()), 1)
         log.info("infer", model_version=served.version, score=round(score, 5), verdict="NG" if is_ng else "OK",
-                 n_regions=len(regions), operator_id=command.operator_id, **timings)
+                 n_regions=len(regions), operator_id=request.operator_id, **timings)
         rows, cols = served.manifest["token_shape"]
-        return ProductInspection(role_id=role, roi_id=roi, model_version=served.version, token_shape=(rows, cols),
-                                 score=score, threshold=threshold, area_mm2_thr=area_thr,
+        return ProductInspection(role_id=request.role, roi_id=request.roi, model_version=served.version,
+                                 token_shape=(rows, cols), score=score, threshold=threshold, area_mm2_thr=area_thr,
                                  verdict="NG" if is_ng else "OK", is_ng=is_ng, regions=tuple(regions),
                                  heatmap_png_base64=heatmap, image_size=(int(image.shape[1]), int(image.shape[0])),
-                                 mm_per_px=command.mm_per_px, timings_ms=timings,
+                                 mm_per_px=request.mm_per_px, timings_ms=timings,
                                  bank_version=served.manifest.get("bank_version"),
                                  backbone=served.manifest.get("backbone"), weights=served.manifest.get("weights"),
                                  weights_fingerprint=served.manifest.get("weights_fingerprint"))

@@ -74,8 +74,15 @@ def shape_mask_for(shape: Shape | None, image: np.ndarray) -> np.ndarray | None:
 
 def image_heat(detector: PatchCore, image: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
     """The anomaly map upsampled to the image's own size ``(H, W)`` (seed 004 pipeline step 4)."""
-    heat = detector.anomaly_maps([image], timings)[0]
-    return cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return image_heats(detector, [image], timings)[0]
+
+
+def image_heats(detector: PatchCore, images: list[np.ndarray],
+                timings: dict[str, float] | None = None) -> list[np.ndarray]:
+    """:func:`image_heat` of each image, the images through the backbone as one batch."""
+    maps = detector.anomaly_maps(images, timings)
+    return [cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+            for heat, image in zip(maps, images)]
 
 
 def shape_score(heat: np.ndarray, mask: np.ndarray | None) -> float:

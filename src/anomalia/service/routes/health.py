@@ -43,9 +43,10 @@ async def health(runtime: RuntimeDep) -> dict:
     products = runtime.products
     rois = products.rois() if products is not None else {}
     storage = products.storage() if products is not None else None
+    absent = runtime.artifact_absent
     return {
         "status": "ok",
-        "warnings": list(storage.warnings) if storage else [],
+        "warnings": [*(storage.warnings if storage else []), *([absent] if absent else [])],
         "storage": {"data_root": storage.data_root, "writable": storage.writable,
                     "free_bytes": storage.free_bytes} if storage else None,
         "device": runtime.device,
@@ -58,4 +59,7 @@ async def health(runtime: RuntimeDep) -> dict:
         "uptime_s": runtime.uptime_s,
         "roles_loaded": sorted(rois),
         "rois": rois,
+        "artifact_model": {"loaded": runtime.artifact is not None, "reason": absent,
+                           "artifacts_dir": str(runtime.settings.artifacts_dir)},
+        "queue": {"queued": runtime.queued, "max_queue": runtime.settings.max_queue},
     }

@@ -41,8 +41,9 @@ class PredictResponse(BaseModel):
     401: "BACKEND_API_KEY is set or tokens are in use, and the credential is missing or wrong.",
     403: "The token lacks the inspect scope.",
     413: "Upload over MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS.",
-    503: "No model is loaded from ARTIFACTS_DIR, its backbone weights are not available, or the records "
-         "database is unreachable (nothing was recorded).",
+    503: "No model is loaded from ARTIFACTS_DIR (the detail starts with 'no model loaded'), its backbone weights "
+         "are not available, the records database is unreachable (nothing was recorded), or MAX_QUEUE "
+         "inspections are already waiting or running (retry after `Retry-After` seconds).",
 }))
 async def predict(
     request: Request,

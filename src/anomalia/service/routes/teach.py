@@ -25,7 +25,8 @@ COMMON_ERRORS: dict[int, str] = {
     409: "a fit or calibration of this role/roi is running, mm_per_px differs from the model's, or the model's "
          "bank was built with other backbone weights",
     413: "upload over MAX_UPLOAD_MB (MAX_FIT_UPLOAD_MB for /fit_ok) or an image over MAX_IMAGE_PIXELS",
-    503: "the backbone weights are not available, or the product models are still loading",
+    503: "the backbone weights are not available, the product models are still loading, or (inspections and "
+         "calibrations) MAX_QUEUE are already waiting or running: retry after `Retry-After` seconds",
 }
 MODEL_ERRORS: dict[int, str] = {
     404: "no model for this role/roi",
