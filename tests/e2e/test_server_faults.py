@@ -38,9 +38,13 @@ def infer(client: httpx.Client) -> httpx.Response:
 
 
 def tree(data: Path) -> dict[str, tuple]:
-    """Every path under the data root: kind, size of files, target of links (what a leftover changes)."""
+    """Every path under the models and datasets of the data root: kind, size of files, target of links (what a
+    leftover changes). The records database beside them grows with every request, by design."""
     found: dict[str, tuple] = {}
     for folder, dirs, files in os.walk(data):
+        if Path(folder) == data:
+            dirs[:] = [name for name in dirs if name in ("models", "datasets")]
+            files = []
         for name in dirs + files:
             path = Path(folder) / name
             if path.is_symlink():
