@@ -225,3 +225,23 @@ def test_openapi_documents_202_and_the_jobs_answers(client):
         assert "202" in paths[path]["post"]["responses"] and "200" in paths[path]["post"]["responses"]
         assert any(parameter["name"] == "background" for parameter in paths[path]["post"]["parameters"])
     assert {"200", "401", "403", "404", "503"} <= set(paths["/jobs/{job_id}"]["get"]["responses"])
+
+
+def test_a_job_still_running_after_the_shutdown_grace_period_is_failed_as_interrupted(tmp_path, single_model_dir):
+    settings = product_settings(tmp_path, single_model_dir, shutdown_grace_s=0)
+    with client_for(settings) as client:
+        job_id = start_teach(client, images=[good_image(seed) for seed in range(12)])
+    store = JobStore(open_engine(settings.records_database_url()))
+    stopped = store.get(job_id)
+    assert (stopped.state, stopped.error) == ("failed", "interrupted: the server stopped before the job finished")
+    assert not (tmp_path / "data" / "models" / "caja" / "tapa").exists()  # the fit stopped before saving
+    store.engine.dispose()
+
+
+def test_a_job_that_ends_within_the_grace_period_is_done(tmp_path, single_model_dir):
+    settings = product_settings(tmp_path, single_model_dir, shutdown_grace_s=120)
+    with client_for(settings) as client:
+        job_id = start_teach(client)
+    store = JobStore(open_engine(settings.records_database_url()))
+    assert store.get(job_id).state == "done"
+    store.engine.dispose()

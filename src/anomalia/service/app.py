@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         torch.set_grad_enabled(False)
         await startup(runtime)
         yield
-        if runtime.background is not None:
+        if runtime.background is not None:  # like requests in flight, jobs get SHUTDOWN_GRACE_S to finish
+            await runtime.background.drain(runtime.settings.shutdown_grace_s)
             await runtime.io(runtime.background.interrupt_all, STOPPED)
         if runtime.records is not None:
             runtime.records.store.engine.dispose()

@@ -80,7 +80,8 @@ def failure_text(error: BaseException) -> str:
 
 
 class BackgroundJobs:
-    """Start jobs as tasks of the event loop; at shutdown, fail those still running in this process."""
+    """Start jobs as tasks of the event loop; at shutdown, let them finish for the grace period, then fail
+    those still running in this process."""
 
     def __init__(self, jobs: Jobs, hub: JobHub, io: Callable[..., Awaitable[Any]]):
         self.jobs, self.hub, self._io = jobs, hub, io
@@ -115,11 +116,19 @@ class BackgroundJobs:
             log.error("job_not_recorded", job_id=job.id, error=str(error))
         finally:
             self._running.pop(job.id, None)
+            self.jobs.ended(job)
             if on_exit is not None:
                 on_exit()
 
     def running(self) -> list[Job]:
         return [job for job, _ in self._running.values()]
+
+    async def drain(self, timeout_s: float) -> None:
+        """At shutdown: let the running jobs finish for up to ``timeout_s`` seconds."""
+        tasks = [task for _, task in self._running.values()]
+        if tasks:
+            log.info("jobs_draining", n_jobs=len(tasks), grace_s=timeout_s)
+            await asyncio.wait(tasks, timeout=timeout_s)
 
     def interrupt_all(self, reason: str) -> None:
         """At shutdown: fail every job of this process still running (a late result no longer counts)."""

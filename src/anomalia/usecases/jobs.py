@@ -23,7 +23,7 @@ import structlog
 
 from anomalia.store.database import DatabaseUnavailable
 from anomalia.store.jobs import Job, JobStore
-from anomalia.usecases.errors import NotAllowed, RecordNotFound
+from anomalia.usecases.errors import NotAllowed, RecordNotFound, UseCaseError
 from anomalia.usecases.progress import Report, describe, overall
 from anomalia.usecases.tokens import API_KEY_CALLER, Caller
 
@@ -42,6 +42,10 @@ Listener = Callable[[str, Event], None]
 
 class JobNotFound(RecordNotFound):
     """No job with this id that the caller may see (another token's job is not found either)."""
+
+
+class JobStopped(UseCaseError):
+    """The job was marked failed (the server is stopping) while it ran: its work stops at its next step."""
 
 
 def process_owner() -> str:
@@ -74,6 +78,7 @@ class Jobs:
         self.store, self.owner, self.write_interval_s = store, owner or process_owner(), write_interval_s
         self._listeners: list[Listener] = []
         self._written: dict[str, _Written] = {}
+        self._stopped: set[str] = set()
         self._lock = threading.Lock()
 
     def listen(self, listener: Listener) -> None:
@@ -89,9 +94,13 @@ class Jobs:
 
     def reporter(self, job: Job) -> Report:
         """The ``report(stage, done, total)`` the job's use case calls: an event each time, a row write when
-        the stage changes or ``write_interval_s`` has passed. A failed write is logged, never fatal."""
+        the stage changes or ``write_interval_s`` has passed. A failed write is logged, never fatal. Once the
+        job was failed (:meth:`fail`, at shutdown) it raises :class:`JobStopped`, so the work stops there
+        (a teach before it saves anything)."""
 
         def report(stage: str, done: int, total: int) -> None:
+            if job.id in self._stopped:
+                raise JobStopped(f"job {job.id} was stopped")
             fraction, detail = overall(job.kind, stage, done, total), describe(stage, done, total)
             event = {"type": "progress", "stage": stage, "progress": fraction, "detail": detail}
             self._tell(job.id, event)
@@ -117,6 +126,8 @@ class Jobs:
 
     def fail(self, job: Job, error: str) -> None:
         self._forget(job.id)
+        with self._lock:
+            self._stopped.add(job.id)
         if self.store.fail(job.id, error):
             log.warning("job_failed", job_id=job.id, kind=job.kind, error=error)
             self._tell(job.id, {"type": "failed", "error": error})
@@ -159,6 +170,12 @@ class Jobs:
     def _tell(self, ident: str, event: Event) -> None:
         for listener in self._listeners:
             listener(ident, event)
+
+    def ended(self, job: Job) -> None:
+        """The job's work has returned: nothing of it is kept in memory any more."""
+        self._forget(job.id)
+        with self._lock:
+            self._stopped.discard(job.id)
 
     def _forget(self, ident: str) -> None:
         with self._lock:
