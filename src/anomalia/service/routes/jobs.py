@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -126,11 +127,13 @@ async def job_events(websocket: WebSocket, job_id: str, runtime: RuntimeDep) -> 
             raise _Closed(CLOSE_UNAVAILABLE, "the server is still starting")
         caller = await _authenticate(websocket, runtime)
         await _stream(websocket, runtime, job_id, caller)
-        await websocket.close(1000)
+        closing = _Closed(1000, "")
     except _Closed as closed:
-        await websocket.close(closed.code, closed.reason)
-    except WebSocketDisconnect:
-        pass  # the watcher left; the job goes on
+        closing = closed
+    except (WebSocketDisconnect, OSError):
+        return  # the watcher left; the job goes on
+    with suppress(RuntimeError, OSError):  # the client may be gone already
+        await websocket.close(closing.code, closing.reason)
 
 
 async def _read_job(runtime: Any, job_id: str, caller: Caller | None) -> Job:
@@ -145,29 +148,39 @@ async def _read_job(runtime: Any, job_id: str, caller: Caller | None) -> Job:
 
 
 async def _stream(websocket: WebSocket, runtime: Any, job_id: str, caller: Caller | None) -> None:
+    """Send the job's events until its final one, reading the client's messages meanwhile (a malformed one
+    ends the stream with 4400; a client that leaves ends it quietly: the job goes on)."""
     with runtime.job_hub.subscribe(job_id) as events:
         job = await _read_job(runtime, job_id, caller)  # after subscribing: no event falls in between
         final = final_event(job)
         if final is not None:
             await websocket.send_json(final)
             return
+        ended: list[BaseException] = []
         async with anyio.create_task_group() as group:
-            failure: list[BaseException] = []
 
             async def read_frames() -> None:
                 try:
                     while await _receive_frame(websocket) is not None:
                         pass  # a late auth message is allowed and changes nothing
-                    failure.append(WebSocketDisconnect())
+                    ended.append(WebSocketDisconnect())
                 except _Closed as closed:
-                    failure.append(closed)
+                    ended.append(closed)
+                group.cancel_scope.cancel()
+
+            async def send_events() -> None:
+                try:
+                    await _send_until_final(websocket, runtime, job, caller, events)
+                except (_Closed, WebSocketDisconnect) as error:
+                    ended.append(error)
+                except OSError:  # the client went away while an event was being sent
+                    ended.append(WebSocketDisconnect())
                 group.cancel_scope.cancel()
 
             group.start_soon(read_frames)
-            await _send_until_final(websocket, runtime, job, caller, events)
-            group.cancel_scope.cancel()
-        if failure:
-            raise failure[0]
+            group.start_soon(send_events)
+        if ended:
+            raise ended[0]
 
 
 async def _send_until_final(websocket: WebSocket, runtime: Any, job: Job, caller: Caller | None,
