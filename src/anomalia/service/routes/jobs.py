@@ -8,6 +8,7 @@ the job's scope, 4404 no such job (or another token's), 1011 the database is unr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from contextlib import suppress
@@ -18,7 +19,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from anomalia.service.auth import Unauthorised, caller_of
-from anomalia.service.dependencies import BackgroundDep, CallerDep, RuntimeDep
+from anomalia.service.dependencies import BackgroundDep, CallerDep, RuntimeDep, get_background
+from anomalia.service.runtime import Runtime
 from anomalia.service.schemas import error_responses
 from anomalia.store.database import DatabaseUnavailable
 from anomalia.store.jobs import Job
@@ -96,7 +98,7 @@ async def _receive_frame(websocket: WebSocket) -> dict[str, Any] | None:
     return parse_frame(message)
 
 
-async def _authenticate(websocket: WebSocket, runtime: Any) -> Caller | None:
+async def _authenticate(websocket: WebSocket, runtime: Runtime) -> Caller | None:
     """The caller, from ``?key=``, or when authentication is on from the first message."""
     presented = websocket.query_params.get("key")
     try:
@@ -136,9 +138,9 @@ async def job_events(websocket: WebSocket, job_id: str, runtime: RuntimeDep) -> 
         await websocket.close(closing.code, closing.reason)
 
 
-async def _read_job(runtime: Any, job_id: str, caller: Caller | None) -> Job:
+async def _read_job(runtime: Runtime, job_id: str, caller: Caller | None) -> Job:
     try:
-        return await runtime.io(runtime.background.jobs.get, job_id, caller)
+        return await runtime.io(get_background(runtime).jobs.get, job_id, caller)
     except JobNotFound:
         raise _Closed(CLOSE_NOT_FOUND, "no such job") from None
     except NotAllowed as error:
@@ -147,7 +149,7 @@ async def _read_job(runtime: Any, job_id: str, caller: Caller | None) -> Job:
         raise _Closed(CLOSE_UNAVAILABLE, "the database is unavailable") from None
 
 
-async def _stream(websocket: WebSocket, runtime: Any, job_id: str, caller: Caller | None) -> None:
+async def _stream(websocket: WebSocket, runtime: Runtime, job_id: str, caller: Caller | None) -> None:
     """Send the job's events until its final one, reading the client's messages meanwhile (a malformed one
     ends the stream with 4400; a client that leaves ends it quietly: the job goes on)."""
     with runtime.job_hub.subscribe(job_id) as events:
@@ -183,8 +185,8 @@ async def _stream(websocket: WebSocket, runtime: Any, job_id: str, caller: Calle
             raise ended[0]
 
 
-async def _send_until_final(websocket: WebSocket, runtime: Any, job: Job, caller: Caller | None,
-                            events: Any) -> None:
+async def _send_until_final(websocket: WebSocket, runtime: Runtime, job: Job, caller: Caller | None,
+                            events: asyncio.Queue[Event]) -> None:
     sent = progress_event(job)
     await websocket.send_json(sent)
     while True:
