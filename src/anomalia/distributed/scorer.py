@@ -42,6 +42,14 @@ LIMITS = BatchLimits(max_files=1 << 20, max_bytes=1 << 62, max_file_bytes=1 << 3
 ENDPOINT = "batch"
 
 
+class KeptVisuals(OverlayFolder):
+    """``--save-vis``: every image's visuals are kept (the service's retention rule would keep the newest only,
+    and scan the folder on every save)."""
+
+    def prune(self, *, keep: str | None = None, now: float | None = None) -> int:
+        return 0
+
+
 @dataclass(frozen=True)
 class ScorerOptions:
     """What every actor needs to build its scorer: the model, where it runs, what it writes besides rows."""
@@ -78,7 +86,7 @@ class Scorer:
     def __init__(self, options: ScorerOptions, node_id: str | None = None):
         self.options, self.node_id = options, node_id
         extractors = ExtractorCache(resolve_device(options.device))
-        overlays = OverlayFolder(options.save_vis, url_prefix=str(options.save_vis)) if options.save_vis else None
+        overlays = KeptVisuals(options.save_vis, url_prefix=str(options.save_vis)) if options.save_vis else None
         self.artifact: ArtifactModel | None = None
         self.products: ProductModels | None = None
         spec = options.model
