@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 from support.images import png
-from support.ray_cluster import marked_pids, ray_env, ray_sandbox, two_node_cluster
+from support.ray_cluster import sandbox, two_node_cluster
 
 from anomalia.cli import main
+from anomalia.local_ray import RaySandbox
 from anomalia.synthetic import defect_image, good_image
 
 pytest.importorskip("ray")
@@ -40,8 +41,8 @@ def write_archive(folder: Path, n_good: int, n_defect: int = 0, broken: bool = F
     return sorted(str(p) for p in folder.rglob("*.png"))
 
 
-def batch(args: list, mark: str, temp_dir: Path, timeout: float = 400) -> dict:
-    done = subprocess.run([*CLI, *map(str, args)], env=ray_env(mark, temp_dir), capture_output=True, text=True,
+def batch(args: list, ray: RaySandbox, timeout: float = 400) -> dict:
+    done = subprocess.run([*CLI, *map(str, args)], env=ray.env, capture_output=True, text=True,
                           timeout=timeout)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "anomalia batch:" in done.stderr and "images/s" in done.stderr  # the summary line
@@ -51,10 +52,13 @@ def batch(args: list, mark: str, temp_dir: Path, timeout: float = 400) -> dict:
 def test_scores_equal_anomalia_predict_with_one_row_per_input(single_model_dir, tmp_path):
     inputs = write_archive(tmp_path / "archive", n_good=5, n_defect=2, broken=True)
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    with ray_sandbox() as (mark, temp_dir):
+    with sandbox() as ray:
         figures = batch([single_model_dir, tmp_path / "archive", "--out", tmp_path / "results.parquet", "--ray", "local",
-                         "--batch-size", "3", "--records", url], mark, temp_dir)
-        assert marked_pids(mark) == []  # the embedded Ray ended with the job
+                         "--batch-size", "3", "--records", url], ray)
+        deadline = time.monotonic() + 15
+        while ray.pids() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ray.pids() == []  # the embedded Ray ended with the job
     table = pq.read_table(tmp_path / "results.parquet")
     rows = {row["path"]: row for row in table.to_pylist()}
     assert sorted(rows) == inputs and table.num_rows == len(inputs)
@@ -79,9 +83,9 @@ def test_a_job_killed_mid_way_resumes_and_ends_with_each_input_once(single_model
     inputs = write_archive(tmp_path / "archive", n_good=60)
     out = tmp_path / "results.csv"
     parts = tmp_path / "results.csv.parts"
-    with ray_sandbox() as (mark, temp_dir):
+    with sandbox() as ray:
         job = subprocess.Popen([*CLI, str(single_model_dir), str(tmp_path / "archive"), "--out", str(out), "--ray",
-                                "local", "--batch-size", "2"], env=ray_env(mark, temp_dir),
+                                "local", "--batch-size", "2"], env=ray.env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while len(list(parts.glob("part-*.parquet"))) < 3 and job.poll() is None and time.monotonic() < deadline:
@@ -94,20 +98,21 @@ def test_a_job_killed_mid_way_resumes_and_ends_with_each_input_once(single_model
                     .to_pylist()})
         assert 6 <= kept < len(inputs) and not out.exists()
         figures = batch([single_model_dir, tmp_path / "archive", "--out", out, "--ray", "local", "--batch-size", "4",
-                         "--resume"], mark, temp_dir)
+                         "--resume"], ray)
     assert figures["skipped"] >= kept and figures["skipped"] + figures["images"] == len(inputs)
     paths = pa_csv.read_csv(out).column("path").to_pylist()
     assert sorted(paths) == inputs and len(paths) == len(set(paths))  # each input exactly once
     assert not parts.exists()
-    again = batch([single_model_dir, tmp_path / "archive", "--out", out, "--resume"], "done", tmp_path)
+    with sandbox() as ray:
+        again = batch([single_model_dir, tmp_path / "archive", "--out", out, "--resume"], ray)
     assert (again["images"], again["skipped"], again["rows"]) == (0, len(inputs), len(inputs))  # no Ray needed
 
 
 def test_a_two_node_cluster_shares_the_job(single_model_dir, tmp_path):
     inputs = write_archive(tmp_path / "archive", n_good=24)
-    with ray_sandbox() as (mark, temp_dir), two_node_cluster(mark, temp_dir) as address:
+    with two_node_cluster() as cluster:
         figures = batch([single_model_dir, tmp_path / "archive", "--out", tmp_path / "results.parquet", "--ray",
-                         address, "--batch-size", "2"], mark, temp_dir)
+                         cluster.address, "--batch-size", "2"], cluster)
     table = pq.read_table(tmp_path / "results.parquet")
     assert sorted(table.column("path").to_pylist()) == inputs and figures["errors"] == 0
     assert len(set(table.column("node_id").to_pylist())) == 2  # both nodes scored
