@@ -233,8 +233,13 @@ def cmd_batch(args) -> int:
 
     job = BatchJob(model=args.model, source=args.source, out=args.out, ray_address=args.ray_address,
                    batch_size=args.batch_size, save_vis=args.save_vis, records_url=args.records, resume=args.resume)
-    with tqdm(desc="batch", unit="img", file=sys.stderr) as bar:
-        figures = run(job, progress=bar.update, total=bar.reset)
+    bars: list[tqdm] = []  # shown once the inputs are known, so a refusal before that stays one line
+    try:
+        figures = run(job, progress=lambda n: bars[0].update(n),
+                      total=lambda n: bars.append(tqdm(total=n, desc="batch", unit="img", file=sys.stderr)))
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"anomalia batch: {figures['images']} images, {figures['ng']} NG, {figures['errors']} errors, "
           f"{figures['images_per_s']} images/s ({figures['skipped']} already done; {figures['rows']} rows in "
           f"{figures['results']})", file=sys.stderr)
