@@ -5,9 +5,11 @@ for batch also Ray, its workers and the actors' model loads); "steady" leaves st
 after the first results reached the caller, over the time since (predict prints a line per image,
 batch a block per backbone batch). ``--nodes`` also runs batch on a 1-node and a 2-node cluster
 started on this machine (``anomalia.local_ray``; two logical CPUs per node, so on a 2-core machine the
-second node adds actors, not cores). Synthetic 256 px images, resnet18 with seeded random weights:
-timing does not depend on the weights. A figure, never a timed test.
-Run: ``python -m anomalia.bench_batch [--images 500] [--batch-size 8] [--nodes] [--json out.json]``.
+second node adds actors, not cores). predict and batch --ray local alternate ``--repeats`` times and
+the medians are printed, so a machine whose load changes during the run treats both alike.
+Synthetic 256 px images, resnet18 with seeded random weights: timing does not depend on the
+weights. A figure, never a timed test.
+Run: ``python -m anomalia.bench_batch [--images 500] [--repeats 2] [--batch-size 8] [--nodes] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,9 +82,14 @@ def run_batch(model: Path, source: Path, out: Path, ray: str, env: dict[str, str
             "steady_images_per_s": figures["steady_images_per_s"], "errors": figures["errors"]}
 
 
+def median_of(runs: list[dict]) -> dict:
+    return {key: statistics.median(run[key] or 0.0 for run in runs) for key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="anomalia-bench-batch", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating predict / batch --ray local runs")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--nodes", action="store_true", help="also on a 1-node and a 2-node local cluster")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -91,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(folder)
         model = fit(root)
         paths = write_images(root / "archive", args.images)
-        results["predict, one process"] = run_predict(model, paths)
-        with RaySandbox() as ray:
-            results["batch --ray local"] = run_batch(model, root / "archive", root / "local.parquet", "local",
-                                                     ray.env, args.batch_size)
+        runs: dict[str, list[dict]] = {"predict, one process": [], "batch --ray local": []}
+        for _ in range(args.repeats):
+            runs["predict, one process"].append(run_predict(model, paths))
+            with RaySandbox() as ray:
+                runs["batch --ray local"].append(run_batch(model, root / "archive", root / "local.parquet", "local",
+                                                           ray.env, args.batch_size))
+        results.update({name: median_of(figures) for name, figures in runs.items()})
         if args.nodes:
             for nodes in (1, 2):
                 with LocalRayCluster(nodes=nodes) as cluster:
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                         model, root / "archive", root / f"nodes{nodes}.parquet", cluster.address, cluster.env,
                         args.batch_size)
     print(f"anomalia batch vs predict: {args.images} images of 256 px, resnet18, batch size {args.batch_size}, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, medians of {args.repeats} alternating runs (clusters: one run each)")
     print(f"{'run':28s} {'wall s':>8s} {'images/s':>9s} {'steady images/s':>16s}")
     for name, figures in results.items():
         print(f"{name:28s} {figures['wall_s']:8.1f} {figures['images_per_s']:9.2f} "

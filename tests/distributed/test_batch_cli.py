@@ -42,3 +42,11 @@ def test_leftover_parts_need_resume(single_model_dir, tmp_path):
     ResultsFile(tmp_path / "r.parquet").write_part(SCHEMA.empty_table())
     code, err = run(["batch", single_model_dir, tmp_path / "images", "--out", tmp_path / "r.parquet"])
     assert code == 2 and "add --resume" in err
+
+
+def test_a_relative_sqlite_records_file_is_made_absolute_for_the_workers(tmp_path, monkeypatch):
+    from anomalia.distributed.job import _absolute_sqlite
+
+    monkeypatch.chdir(tmp_path)
+    assert _absolute_sqlite("sqlite:///data/records.db") == f"sqlite:///{tmp_path}/data/records.db"
+    assert _absolute_sqlite("postgresql+psycopg://user:secret@db/anomalia") == "postgresql+psycopg://user:secret@db/anomalia"

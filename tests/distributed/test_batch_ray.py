@@ -97,8 +97,8 @@ def test_a_job_killed_mid_way_resumes_and_ends_with_each_input_once(single_model
         kept = len({row for part in parts.glob("part-*.parquet") for row in pq.read_table(part).column("path")
                     .to_pylist()})
         assert 6 <= kept < len(inputs) and not out.exists()
-        figures = batch([single_model_dir, tmp_path / "archive", "--out", out, "--ray", "local", "--batch-size", "4",
-                         "--resume"], ray)
+        figures = batch([single_model_dir, tmp_path / "archive", "--out", out, "--ray", "auto", "--batch-size", "4",
+                         "--resume"], ray)  # no cluster in this sandbox: auto starts an embedded Ray
     assert figures["skipped"] >= kept and figures["skipped"] + figures["images"] == len(inputs)
     paths = pa_csv.read_csv(out).column("path").to_pylist()
     assert sorted(paths) == inputs and len(paths) == len(set(paths))  # each input exactly once

@@ -64,24 +64,35 @@ def run(job: BatchJob, progress: Callable[[int], None] | None = None,
     todo = [path for path in inputs if path not in done]
     if total is not None:
         total(len(todo))
-    if job.records_url:
-        _upgrade_records(job.records_url)
-    options = ScorerOptions(model=spec, device=job.device, save_vis=job.save_vis, records_url=job.records_url,
-                            job_id=f"batch-{uuid.uuid4().hex[:12]}")
-    scored, steady = SCHEMA.empty_table(), None
+    records_url = _absolute_sqlite(job.records_url) if job.records_url else None
+    if records_url:
+        _upgrade_records(records_url)
+    options = ScorerOptions(model=spec, device=job.device, save_vis=job.save_vis.absolute() if job.save_vis else None,
+                            records_url=records_url, job_id=f"batch-{uuid.uuid4().hex[:12]}")
+    figures: dict[str, int] = summary(SCHEMA.empty_table())
+    steady = None
     if todo:
         _connect(job.ray_address)
         try:
-            scored, steady = _score(todo, options, job.batch_size, results, progress)
+            figures, steady = _score(todo, options, job.batch_size, results, progress)
         finally:
             ray.shutdown()
     final = results.finalise(job.resume)
     elapsed = time.perf_counter() - started
-    figures = summary(scored)
     return {**figures, "skipped": len(inputs) - len(todo), "rows": final.num_rows, "seconds": round(elapsed, 2),
             "images_per_s": round(figures["images"] / elapsed, 2) if elapsed else None,
             "steady_images_per_s": round(steady, 2) if steady else None,
             "results": str(job.out)}
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A relative SQLite file made absolute: Ray's workers do not run in the driver's folder."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_absolute():
+        return parsed.set(database=str(Path(parsed.database).absolute())).render_as_string(hide_password=False)
+    return url
 
 
 def _upgrade_records(url: str) -> None:
@@ -111,8 +122,9 @@ def _connect(address: str) -> None:
 
 
 def _score(todo: list[str], options: ScorerOptions, batch_size: int, results: ResultsFile,
-           progress: Callable[[int], None] | None) -> tuple[pa.Table, float | None]:
-    """Run the pipeline; write each scored block as a part as soon as it reaches the driver."""
+           progress: Callable[[int], None] | None) -> tuple[dict[str, int], float | None]:
+    """Run the pipeline; write each scored block as a part as soon as it reaches the driver. Returns the
+    images, NG and errors scored, and the images/s after the first block (start-up left out)."""
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its start and finish lines; the CLI prints a summary
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI shows one bar (tqdm) over the rows
@@ -130,19 +142,18 @@ def _score(todo: list[str], options: ScorerOptions, batch_size: int, results: Re
     scored = read.map_batches(RayScorer, batch_size=batch_size, batch_format="pyarrow",
                               fn_constructor_kwargs={"options": options, "threads": threads},
                               compute=ray.data.ActorPoolStrategy(size=min(actors, len(todo))), **placement)
-    tables: list[pa.Table] = []
+    counts = {"images": 0, "ng": 0, "errors": 0}
     first: tuple[float, int] | None = None  # when the first block arrived, and its rows (start-up ends there)
     for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
         block = pa.table(batch)
         results.write_part(block)
-        tables.append(block)
+        counts = {key: counts[key] + value for key, value in summary(block).items()}
         first = first or (time.perf_counter(), block.num_rows)
         if progress is not None:
             progress(block.num_rows)
-    rows = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    steady = None if first is None or rows.num_rows == first[1] else (rows.num_rows - first[1]) / (
+    steady = None if first is None or counts["images"] == first[1] else (counts["images"] - first[1]) / (
         time.perf_counter() - first[0])
-    return rows, steady
+    return counts, steady
 
 
 def _spread() -> dict[str, Any]:
