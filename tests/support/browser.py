@@ -70,6 +70,7 @@ def wait_until(page, expression: str, timeout_s: float = 60) -> None:
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         time.sleep(0.1)
 
+
 RED_PIXELS_JS = """(id) => {
   const canvas = document.getElementById(id);
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
