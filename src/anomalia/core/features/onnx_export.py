@@ -43,7 +43,8 @@ def export_onnx(extractor: FeatureExtractor, config: PatchCoreConfig, *, opset: 
     with extractor.export_context(config.img_size), warnings.catch_warnings(), torch.inference_mode(False):
         # the tracer warns about every Python int it freezes; the image size is fixed on purpose
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), buffer, dynamo=False,  # type: ignore[arg-type] opset_version=opset, do_constant_folding=True,
+        torch.onnx.export(graph, (example,), buffer,  # type: ignore[arg-type]  # a file object works too
+                          dynamo=False, opset_version=opset, do_constant_folding=True,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     return buffer.getvalue()
