@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from anomalia.core.detector import NotFittedError, WeightsMismatchError
-from anomalia.core.features.base import WeightsUnavailableError
+from anomalia.core.features.spec import WeightsUnavailableError
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError
 from anomalia.store.database import DatabaseUnavailable
 from anomalia.store.manifest import ModelFormatError
