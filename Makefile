@@ -44,6 +44,7 @@ BENCH_ARGS ?= --repeats 3 --large --accuracy
 bench: venv postgres
 	$(PY) -m anomalia.bench $(BENCH_ARGS)
 	$(PY) -m anomalia.bench_records
+	$(PY) -m anomalia.bench_runtimes
 
 # Dev-only: anomalib's PatchCore as the accuracy reference, in its own environment (never
 # imported by the package). torch/torchvision share pip's command line with anomalib, so pip
