@@ -46,6 +46,7 @@ BENCH_BATCH_ARGS ?= --images 500 --nodes
 bench: venv postgres
 	$(PY) -m anomalia.bench $(BENCH_ARGS)
 	$(PY) -m anomalia.bench_records
+	$(PY) -m anomalia.bench_runtimes
 	$(PY) -m anomalia.bench_batch $(BENCH_BATCH_ARGS)
 
 # Dev-only: anomalib's PatchCore as the accuracy reference, in its own environment (never

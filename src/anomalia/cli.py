@@ -1,4 +1,4 @@
-"""``anomalia`` command line: fit, predict, batch, evaluate, import-legacy, serve.
+"""``anomalia`` command line: fit, predict, batch, evaluate, export, import-legacy, serve.
 
 Each command is a thin adapter: parse arguments, call the use cases the HTTP API
 uses (``anomalia.usecases``), print results. Expected failures are one line on
@@ -29,6 +29,15 @@ class CliError(Exception):
 def _add_device(command) -> None:
     command.add_argument("--device", default="auto",
                          help="auto (CUDA when available) | cpu | cuda | cuda:N: where the backbone and exact kNN run")
+
+
+RUNTIME_CHOICES = ("torch", "onnxruntime", "openvino")  # core.features.exported.RUNTIMES, kept import-free
+
+
+def _add_runtime(command) -> None:
+    command.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+                         help="what runs the feature extractor: torch, or onnxruntime/openvino on the model's "
+                              "export (anomalia export); default torch when installed, else the export found")
 
 
 def _add_fit(commands) -> None:
@@ -69,6 +78,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("--mode", choices=MODES, default=None)
     predict.add_argument("--save-vis", type=Path, default=None, help="write a heatmap overlay PNG per image here")
     _add_device(predict)
+    _add_runtime(predict)
     predict.set_defaults(handler=cmd_predict)
 
 
@@ -95,7 +105,18 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--plot", type=Path, default=None, help="write ROC curves to this PNG")
     _add_device(evaluate)
+    _add_runtime(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser("export", help="export a model's feature extractor to ONNX or OpenVINO IR")
+    export.add_argument("model_dir", type=Path)
+    export.add_argument("--format", dest="fmt", required=True, choices=("onnx", "openvino"))
+    export.add_argument("--out", type=Path, default=None,
+                        help="write a copy of the model folder with the export here (default: into MODEL itself)")
+    _add_device(export)
+    export.set_defaults(handler=cmd_export)
 
 
 def _add_import(commands) -> None:
@@ -148,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_batch, _add_evaluate, _add_import, _add_serve, _add_db, _add_token):
+    for add in (_add_fit, _add_predict, _add_batch, _add_evaluate, _add_export, _add_import, _add_serve, _add_db,
+                _add_token):
         add(commands)
     return parser
 
@@ -195,7 +217,7 @@ def cmd_predict(args) -> int:
     from anomalia.viz.overlays import encode_png
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir, args.device)
+        loaded = open_model(args.model_dir, args.device, args.runtime)
     threshold = effective_threshold(model_threshold(loaded.detector), args.mode, args.thr)
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
@@ -254,7 +276,7 @@ def cmd_evaluate(args) -> int:
     from anomalia.viz.plots import roc_plot
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir, args.device)
+        loaded = open_model(args.model_dir, args.device, args.runtime)
     evaluation = evaluate(loaded.detector, args.dataset_dir)
     result = evaluation.result
     if args.plot:
@@ -266,6 +288,17 @@ def cmd_evaluate(args) -> int:
     else:
         for key, value in result.to_dict().items():
             print(f"{key:12s} {'n/a' if value is None else (f'{value:.4f}' if isinstance(value, float) else value)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from anomalia.usecases.model_folders import export
+
+    with _chatter_to_stderr():
+        entry = export(args.model_dir, args.fmt, out=args.out, device=args.device)
+    folder = args.out or args.model_dir
+    print(json.dumps({"format": entry["format"], "file": str(folder / entry["file"]), "sha256": entry["sha256"],
+                      "img_size": entry["img_size"], "opset": entry["opset"], "bank_sha256": entry["bank_sha256"]}))
     return 0
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import structlog
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from anomalia import __version__
+from anomalia.core.knn import optional_torch
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.metrics import RequestMetrics
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        torch.set_grad_enabled(False)
+        torch = optional_torch()  # absent where only exported models score (the runtime extra)
+        if torch is not None:
+            torch.set_grad_enabled(False)
         await startup(runtime)
         yield
         if runtime.records is not None:
