@@ -1,8 +1,9 @@
-"""``anomalia`` command line: fit, predict, evaluate, export, import-legacy, serve.
+"""``anomalia`` command line: fit, predict, batch, evaluate, export, import-legacy, serve.
 
 Each command is a thin adapter: parse arguments, call the use cases the HTTP API
 uses (``anomalia.usecases``), print results. Expected failures are one line on
-stderr and exit 2. Only ``serve`` imports the HTTP service, to start it.
+stderr and exit 2. Only ``serve`` imports the HTTP service, to start it, and only ``batch`` imports
+Ray (``anomalia.distributed``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,22 @@ def _add_predict(commands) -> None:
     predict.set_defaults(handler=cmd_predict)
 
 
+def _add_batch(commands) -> None:
+    batch = commands.add_parser("batch", help="score a whole archive on a Ray cluster (the `ray` extra)")
+    batch.add_argument("model", help="a model folder, or DATA_ROOT:ROLE/ROI for a product's region under a data root")
+    batch.add_argument("source", help="a folder (recursive), a glob, or a .txt/.csv file with one path per line")
+    batch.add_argument("--out", type=Path, required=True, help="RESULTS: .parquet, or .csv")
+    batch.add_argument("--ray", default="auto", dest="ray_address",
+                       help="auto (the running cluster, else an embedded one) | local (a fresh embedded one) | "
+                            "ADDRESS of a cluster's head (host:port)")
+    batch.add_argument("--batch-size", type=int, default=8, help="images per backbone batch on an actor")
+    batch.add_argument("--save-vis", type=Path, default=None, help="write each image's visuals here")
+    batch.add_argument("--records", default=None, metavar="DATABASE_URL",
+                       help="also write an inspection record per image (endpoint `batch`)")
+    batch.add_argument("--resume", action="store_true", help="skip the paths already in RESULTS or its parts")
+    batch.set_defaults(handler=cmd_batch)
+
+
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="AUROC / pixel AUROC / PRO on an MVTec-AD-layout folder")
     evaluate.add_argument("model_dir", type=Path)
@@ -152,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_evaluate, _add_export, _add_import, _add_serve, _add_db, _add_token):
+    for add in (_add_fit, _add_predict, _add_batch, _add_evaluate, _add_export, _add_import, _add_serve, _add_db,
+                _add_token):
         add(commands)
     return parser
 
@@ -225,6 +243,30 @@ def _overlay_path(folder: Path, image: Path, written: set[Path]) -> Path:
         out = folder / f"{image.stem}_{n}_overlay.png"
     written.add(out)
     return out
+
+
+def cmd_batch(args) -> int:
+    from tqdm import tqdm
+
+    try:
+        from anomalia.distributed.job import BatchJob, run
+    except ImportError as error:
+        raise CliError(f"batch runs on Ray, an optional extra: pip install 'anomalia[ray]' ({error})") from None
+
+    job = BatchJob(model=args.model, source=args.source, out=args.out, ray_address=args.ray_address,
+                   batch_size=args.batch_size, save_vis=args.save_vis, records_url=args.records, resume=args.resume)
+    bars: list[tqdm] = []  # shown once the inputs are known, so a refusal before that stays one line
+    try:
+        figures = run(job, progress=lambda n: bars[0].update(n),
+                      total=lambda n: bars.append(tqdm(total=n, desc="batch", unit="img", file=sys.stderr)))
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"anomalia batch: {figures['images']} images, {figures['ng']} NG, {figures['errors']} errors, "
+          f"{figures['images_per_s']} images/s ({figures['skipped']} already done; {figures['rows']} rows in "
+          f"{figures['results']})", file=sys.stderr)
+    print(json.dumps(figures))
+    return 0
 
 
 def cmd_evaluate(args) -> int:
