@@ -41,9 +41,13 @@ lint: venv
 	$(PY) -m mypy src/anomalia
 
 BENCH_ARGS ?= --repeats 3 --large --accuracy
+# anomalia batch on Ray against anomalia predict in one process, then 1 vs 2 local nodes (~5 min on 2 cores).
+BENCH_BATCH_ARGS ?= --images 500 --nodes
 bench: venv postgres
 	$(PY) -m anomalia.bench $(BENCH_ARGS)
 	$(PY) -m anomalia.bench_records
+	$(PY) -m anomalia.bench_runtimes
+	$(PY) -m anomalia.bench_batch $(BENCH_BATCH_ARGS)
 
 # Dev-only: anomalib's PatchCore as the accuracy reference, in its own environment (never
 # imported by the package). torch/torchvision share pip's command line with anomalib, so pip

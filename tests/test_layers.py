@@ -22,7 +22,8 @@ LAYERS = {  # layer → what it must never load
                       "anomalia.viz", "anomalia.accuracy"),
     "anomalia.store": (*WEB, "anomalia.usecases", "anomalia.service", "anomalia.cli"),
     "anomalia.usecases": (*WEB, "anomalia.service", "anomalia.cli"),
-    "anomalia.service": ("anomalia.cli",),
+    "anomalia.service": ("anomalia.cli", "anomalia.distributed", "ray"),
+    "anomalia.distributed": (*WEB, "anomalia.service", "anomalia.cli"),
 }
 PROBE = textwrap.dedent("""
     import importlib, json, pkgutil, sys
@@ -60,16 +61,16 @@ def test_the_probe_sees_a_forbidden_import():
 
 WITHOUT_WEB = textwrap.dedent("""
     import json, sys
-    for name in ("fastapi", "starlette", "uvicorn"):
+    for name in ("fastapi", "starlette", "uvicorn", "ray"):
         sys.modules[name] = None  # as if not installed: importing it raises ImportError
     from anomalia.cli import main
     codes = [main(argv) for argv in json.loads(sys.argv[1])]
-    web = [m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette", "uvicorn") and sys.modules[m]]
+    web = [m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette", "uvicorn", "ray") and sys.modules[m]]
     print(json.dumps({"codes": codes, "web": web}))
 """)
 
 
-def test_fit_and_predict_run_without_the_web_framework(tmp_path):
+def test_fit_and_predict_run_without_the_web_framework_or_ray(tmp_path):
     from anomalia.synthetic import write_good_images
 
     write_good_images(tmp_path / "good", 4, size=64)

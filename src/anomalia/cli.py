@@ -1,8 +1,9 @@
-"""``anomalia`` command line: fit, predict, evaluate, import-legacy, serve.
+"""``anomalia`` command line: fit, predict, batch, evaluate, export, import-legacy, serve.
 
 Each command is a thin adapter: parse arguments, call the use cases the HTTP API
 uses (``anomalia.usecases``), print results. Expected failures are one line on
-stderr and exit 2. Only ``serve`` imports the HTTP service, to start it.
+stderr and exit 2. Only ``serve`` imports the HTTP service, to start it, and only ``batch`` imports
+Ray (``anomalia.distributed``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ class CliError(Exception):
 def _add_device(command) -> None:
     command.add_argument("--device", default="auto",
                          help="auto (CUDA when available) | cpu | cuda | cuda:N: where the backbone and exact kNN run")
+
+
+RUNTIME_CHOICES = ("torch", "onnxruntime", "openvino")  # core.features.exported.RUNTIMES, kept import-free
+
+
+def _add_runtime(command) -> None:
+    command.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
+                         help="what runs the feature extractor: torch, or onnxruntime/openvino on the model's "
+                              "export (anomalia export); default torch when installed, else the export found")
 
 
 def _add_fit(commands) -> None:
@@ -68,7 +78,24 @@ def _add_predict(commands) -> None:
     predict.add_argument("--mode", choices=MODES, default=None)
     predict.add_argument("--save-vis", type=Path, default=None, help="write a heatmap overlay PNG per image here")
     _add_device(predict)
+    _add_runtime(predict)
     predict.set_defaults(handler=cmd_predict)
+
+
+def _add_batch(commands) -> None:
+    batch = commands.add_parser("batch", help="score a whole archive on a Ray cluster (the `ray` extra)")
+    batch.add_argument("model", help="a model folder, or DATA_ROOT:ROLE/ROI for a product's region under a data root")
+    batch.add_argument("source", help="a folder (recursive), a glob, or a .txt/.csv file with one path per line")
+    batch.add_argument("--out", type=Path, required=True, help="RESULTS: .parquet, or .csv")
+    batch.add_argument("--ray", default="auto", dest="ray_address",
+                       help="auto (the running cluster, else an embedded one) | local (a fresh embedded one) | "
+                            "ADDRESS of a cluster's head (host:port)")
+    batch.add_argument("--batch-size", type=int, default=8, help="images per backbone batch on an actor")
+    batch.add_argument("--save-vis", type=Path, default=None, help="write each image's visuals here")
+    batch.add_argument("--records", default=None, metavar="DATABASE_URL",
+                       help="also write an inspection record per image (endpoint `batch`)")
+    batch.add_argument("--resume", action="store_true", help="skip the paths already in RESULTS or its parts")
+    batch.set_defaults(handler=cmd_batch)
 
 
 def _add_evaluate(commands) -> None:
@@ -78,7 +105,18 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--plot", type=Path, default=None, help="write ROC curves to this PNG")
     _add_device(evaluate)
+    _add_runtime(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser("export", help="export a model's feature extractor to ONNX or OpenVINO IR")
+    export.add_argument("model_dir", type=Path)
+    export.add_argument("--format", dest="fmt", required=True, choices=("onnx", "openvino"))
+    export.add_argument("--out", type=Path, default=None,
+                        help="write a copy of the model folder with the export here (default: into MODEL itself)")
+    _add_device(export)
+    export.set_defaults(handler=cmd_export)
 
 
 def _add_import(commands) -> None:
@@ -131,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomalia", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_evaluate, _add_import, _add_serve, _add_db, _add_token):
+    for add in (_add_fit, _add_predict, _add_batch, _add_evaluate, _add_export, _add_import, _add_serve, _add_db,
+                _add_token):
         add(commands)
     return parser
 
@@ -178,7 +217,7 @@ def cmd_predict(args) -> int:
     from anomalia.viz.overlays import encode_png
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir, args.device)
+        loaded = open_model(args.model_dir, args.device, args.runtime)
     threshold = effective_threshold(model_threshold(loaded.detector), args.mode, args.thr)
     if args.save_vis:
         args.save_vis.mkdir(parents=True, exist_ok=True)
@@ -206,6 +245,30 @@ def _overlay_path(folder: Path, image: Path, written: set[Path]) -> Path:
     return out
 
 
+def cmd_batch(args) -> int:
+    from tqdm import tqdm
+
+    try:
+        from anomalia.distributed.job import BatchJob, run
+    except ImportError as error:
+        raise CliError(f"batch runs on Ray, an optional extra: pip install 'anomalia[ray]' ({error})") from None
+
+    job = BatchJob(model=args.model, source=args.source, out=args.out, ray_address=args.ray_address,
+                   batch_size=args.batch_size, save_vis=args.save_vis, records_url=args.records, resume=args.resume)
+    bars: list[tqdm] = []  # shown once the inputs are known, so a refusal before that stays one line
+    try:
+        figures = run(job, progress=lambda n: bars[0].update(n),
+                      total=lambda n: bars.append(tqdm(total=n, desc="batch", unit="img", file=sys.stderr)))
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"anomalia batch: {figures['images']} images, {figures['ng']} NG, {figures['errors']} errors, "
+          f"{figures['images_per_s']} images/s ({figures['skipped']} already done; {figures['rows']} rows in "
+          f"{figures['results']})", file=sys.stderr)
+    print(json.dumps(figures))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from anomalia.usecases.evaluation import evaluate
     from anomalia.usecases.model_folders import open_model
@@ -213,7 +276,7 @@ def cmd_evaluate(args) -> int:
     from anomalia.viz.plots import roc_plot
 
     with _chatter_to_stderr():
-        loaded = open_model(args.model_dir, args.device)
+        loaded = open_model(args.model_dir, args.device, args.runtime)
     evaluation = evaluate(loaded.detector, args.dataset_dir)
     result = evaluation.result
     if args.plot:
@@ -225,6 +288,17 @@ def cmd_evaluate(args) -> int:
     else:
         for key, value in result.to_dict().items():
             print(f"{key:12s} {'n/a' if value is None else (f'{value:.4f}' if isinstance(value, float) else value)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from anomalia.usecases.model_folders import export
+
+    with _chatter_to_stderr():
+        entry = export(args.model_dir, args.fmt, out=args.out, device=args.device)
+    folder = args.out or args.model_dir
+    print(json.dumps({"format": entry["format"], "file": str(folder / entry["file"]), "sha256": entry["sha256"],
+                      "img_size": entry["img_size"], "opset": entry["opset"], "bank_sha256": entry["bank_sha256"]}))
     return 0
 
 

@@ -13,7 +13,7 @@ import math
 import cv2
 import httpx
 import pytest
-from support.browser import CHROMIUM, VIEWPORT, fit_with_cli, open_page, screenshot, wait_until
+from support.browser import CHROMIUM, RED_PIXELS_JS, VIEWPORT, fit_with_cli, open_page, screenshot, wait_until
 from support.images import png
 from support.server import Server, server_env
 
@@ -27,15 +27,6 @@ pytestmark = [
 ]
 
 API_KEY = "operario-7f3a"
-RED_PIXELS_JS = """(id) => {
-  const canvas = document.getElementById(id);
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  let red = 0;
-  for (let i = 0; i < data.length; i += 4) {
-    if (data[i] > 180 && data[i + 1] < 80 && data[i + 2] < 110 && data[i + 3] > 0) red++;
-  }
-  return red;
-}"""
 DROP_JS = """({ b64, name, zone }) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const transfer = new DataTransfer();

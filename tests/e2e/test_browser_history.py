@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
-from support.browser import CHROMIUM, open_page, screenshot, wait_until
+from support.browser import CHROMIUM, RED_PIXELS_JS, open_page, screenshot, wait_until
 from support.images import png
 from support.server import Server, server_env
 
@@ -30,15 +30,6 @@ pytestmark = [
 API_KEY = "historial-5c2e"
 MM = 0.1
 RECT = json.dumps({"kind": "rect", "x": 0, "y": 0, "w": 256, "h": 256})
-RED_PIXELS_JS = """(id) => {
-  const canvas = document.getElementById(id);
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  let red = 0;
-  for (let i = 0; i < data.length; i += 4) {
-    if (data[i] > 180 && data[i + 1] < 80 && data[i + 2] < 110 && data[i + 3] > 0) red++;
-  }
-  return red;
-}"""
 COLOUR_PIXELS_JS = """(canvas, [[r, g, b], top]) => {
   const data = canvas.getContext("2d").getImageData(0, top, canvas.width, canvas.height - top).data;
   let found = 0;

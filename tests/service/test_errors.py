@@ -12,6 +12,8 @@ from anomalia.service.errors import STATUS_OF_DOMAIN_ERRORS, ServiceError, statu
 
 NEVER_ANSWERED = {
     "anomalia.cli.CliError": "the command line's own error: one line on stderr, exit code 2",
+    "anomalia.distributed.results.UnfinishedJob": "anomalia batch's refusal to forget a killed job's parts; "
+                                                  "no route runs a batch job",
     "anomalia.usecases.artifact_model.MissingModelError": "start-up only: no model at ARTIFACTS_DIR stops the server",
     "anomalia.service.middleware._TooLarge": "BodyLimit's internal signal; BodyLimit answers the 413 itself",
     "anomalia.accuracy.options.OptionError": "the accuracy runner's command line (make accuracy); no route runs it",

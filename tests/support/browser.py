@@ -69,3 +69,15 @@ def wait_until(page, expression: str, timeout_s: float = 60) -> None:
     while not page.evaluate(expression):
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         time.sleep(0.1)
+
+
+RED_PIXELS_JS = """(id) => {
+  const canvas = document.getElementById(id);
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let red = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] > 180 && data[i + 1] < 80 && data[i + 2] < 110 && data[i + 3] > 0) red++;
+  }
+  return red;
+}"""
+"""Counts the red outline pixels a canvas shows (the defect polygons are drawn in red)."""

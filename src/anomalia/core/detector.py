@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from anomalia.core.calibration import calibrate
 from anomalia.core.config import PatchCoreConfig
-from anomalia.core.features import FeatureExtractor, create_extractor
-from anomalia.core.image import to_model_input
+from anomalia.core.features import Extractor, create_extractor
+from anomalia.core.image import model_input_array
 from anomalia.core.knn import NearestNeighbours, auto_index
-from anomalia.core.memory_bank import MemoryBankBuilder, patch_embeddings
 from anomalia.core.scoring import anomaly_map, density_weight, image_score
 
 
@@ -70,7 +68,7 @@ class PatchCore:
     default ``threshold_``; ``predict`` refuses to run before that.
     """
 
-    def __init__(self, config: PatchCoreConfig | None = None, *, extractor: FeatureExtractor | None = None):
+    def __init__(self, config: PatchCoreConfig | None = None, *, extractor: Extractor | None = None):
         self.config = config or PatchCoreConfig()
         self.extractor = extractor
 
@@ -82,6 +80,8 @@ class PatchCore:
         ``progress(n)``: ``n`` more images went through the backbone (training, then held-out ones);
         ``stage(name)``: ``"coreset"`` when the bank is being subsampled, ``"holdout"`` when held-out
         images start being scored. Neither changes what is learned."""
+        from anomalia.core.memory_bank import MemoryBankBuilder  # the coreset needs torch and numba: fit only
+
         config = self.config.validate()
         if len(images) == 0:
             raise ValueError("fit needs at least one good image")
@@ -151,6 +151,8 @@ class PatchCore:
         afterwards every taught image counts, like the reference PatchCore that keeps no holdout.
         The joined coreset is the union of two coresets at the same ratio (composable, as per chunk).
         """
+        from anomalia.core.memory_bank import MemoryBankBuilder
+
         if len(images) == 0:
             return [], None, 0
         config = self.config
@@ -177,7 +179,7 @@ class PatchCore:
     # -- restoring ----------------------------------------------------------------------
     @classmethod
     def from_bank(cls, config: PatchCoreConfig, bank: np.ndarray, *, weights_fingerprint: str,
-                  extractor: FeatureExtractor, knn: NearestNeighbours | None = None,
+                  extractor: Extractor, knn: NearestNeighbours | None = None,
                   threshold: float | None = None) -> "PatchCore":
         """Rebuild a fitted detector; refuses an extractor whose weights differ from the bank's."""
         if extractor.fingerprint != weights_fingerprint:
@@ -280,25 +282,28 @@ class PatchCore:
         return np.array([p.score for p in self.predict(images)], dtype=np.float64)
 
     # -- plumbing -----------------------------------------------------------------------
-    def feature_extractor(self) -> FeatureExtractor:
+    def feature_extractor(self) -> Extractor:
         """The backbone, built from the config on first use unless one was injected (shared)."""
         if self.extractor is None:
             self.extractor = create_extractor(self.config.backbone, self.config.weights_spec())
         return self.extractor
 
     @property
-    def device(self) -> torch.device:
-        """Where the backbone runs; exact kNN search runs there too."""
-        return next(self.feature_extractor().parameters()).device
+    def device(self) -> str:
+        """Where the backbone runs (``cpu``, ``cuda:0``); exact kNN search runs there too."""
+        return self.feature_extractor().device
+
+    @property
+    def runtime(self) -> str:
+        """What runs the backbone: ``torch``, or ``onnxruntime``/``openvino`` on an exported graph."""
+        return self.feature_extractor().runtime
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """``(B, h, w, C)`` patch embeddings of BGR images, as the memory bank holds them."""
         config = self.config
-        batch = to_model_input(images, config.img_size, config.color, config.normalize)
-        extractor = self.feature_extractor()
-        with torch.inference_mode():
-            features = extractor(batch.to(self.device), config.aggregation)
-        return patch_embeddings(features.cpu(), config.stride, config.patch_norm)
+        batch = model_input_array(images, config.img_size, config.color, config.normalize)
+        return self.feature_extractor().patch_embeddings(batch, aggregation=config.aggregation, stride=config.stride,
+                                                         norm=config.patch_norm)
 
     def _batches(self, images):
         size = self.config.batch_size

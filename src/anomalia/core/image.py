@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
 from anomalia.core.image_header import declared_size
 
+if TYPE_CHECKING:
+    import torch
+
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+NORMALISATION_STATS = {
+    "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    "unit": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+}
+"""Per-channel (RGB) mean and std applied after scaling pixels to 0..1, as an export records them."""
 
 
 class ImageDecodeError(ValueError):
@@ -90,8 +99,8 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def to_model_input(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> torch.Tensor:
-    """BGR images → ``(B, 3, S, S)`` float tensor, channels-last for the CPU kernels.
+def model_input_array(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> np.ndarray:
+    """BGR images → ``(B, 3, S, S)`` float32 RGB array, channels-last in memory for the CPU kernels.
 
     ``gray`` replicates the grey image into 3 channels (seed 000); ``unit`` keeps
     values in 0..1 (seed 000), ``imagenet`` applies the backbones' training statistics.
@@ -108,4 +117,11 @@ def to_model_input(images: list[np.ndarray], img_size: int, color: str, normaliz
     if normalize == "imagenet":
         batch -= _IMAGENET_MEAN
         batch /= _IMAGENET_STD
-    return torch.from_numpy(batch).permute(0, 3, 1, 2)
+    return batch.transpose(0, 3, 1, 2)
+
+
+def to_model_input(images: list[np.ndarray], img_size: int, color: str, normalize: str) -> "torch.Tensor":
+    """:func:`model_input_array` as a channels-last torch tensor."""
+    import torch
+
+    return torch.from_numpy(model_input_array(images, img_size, color, normalize))

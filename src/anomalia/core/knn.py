@@ -2,19 +2,36 @@
 
 Exact search runs as a chunked matmul + top-k in torch (:class:`ExactSearch`): on the CPU it is
 faster than faiss's flat index here, on CUDA it is what the GPU is for; the faiss index is still
-written to the model folder, so a model stays loadable by anything that reads faiss.
+written to the model folder, so a model stays loadable by anything that reads faiss. Without torch
+(an install that only scores exported models) the same search runs in numpy on the CPU.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any, Callable
 
 import faiss
 import numpy as np
-import torch
 
 from anomalia.core.config import DISTANCES
+
+Device = Any
+"""A device name (``cpu``, ``cuda:0``) or a ``torch.device``."""
+
+
+def optional_torch() -> Any:
+    """The torch module, or None where it is not installed (a runtime-only install)."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        return None
+
+
+def _device_name(device: Device) -> str:
+    name = str(device)
+    return "cuda:0" if name == "cuda" else name
 
 KnnFactory = Callable[[int, int], Any]  # a faiss index; its SWIG classes carry no useful static types
 _INDEXES: dict[str, KnnFactory] = {}
@@ -92,7 +109,7 @@ def _search_ms(index: "NearestNeighbours", probes: np.ndarray, k: int) -> float:
 
 
 def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = "l2", seed: int = 0,
-               device: str | torch.device = "cpu") -> tuple["NearestNeighbours", dict[str, Any]]:
+               device: Device = "cpu") -> tuple["NearestNeighbours", dict[str, Any]]:
     """The fastest search of ``bank`` that keeps recall@k >= :data:`AUTO_MIN_RECALL`, measured here.
 
     Exact search up to :data:`AUTO_EXACT_MAX_ROWS` rows (and on CUDA, where the matmul is the fast
@@ -104,7 +121,7 @@ def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = 
     exact = NearestNeighbours.build(bank, kind="exact", distance=distance, seed=seed, device=device)
     report: dict[str, Any] = {"requested": "auto", "kind": "exact", "bank_rows": int(bank.shape[0]),
                               "recall_at_k": 1.0, "k": k, "probe_patches": int(probes.shape[0])}
-    if bank.shape[0] <= AUTO_EXACT_MAX_ROWS or probes.shape[0] == 0 or torch.device(device).type == "cuda":
+    if bank.shape[0] <= AUTO_EXACT_MAX_ROWS or probes.shape[0] == 0 or str(device).startswith("cuda"):
         return exact, report
     truth = exact.neighbours(probes, k)
     best_ms = _search_ms(exact, probes, k)
@@ -130,19 +147,29 @@ def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = 
 class ExactSearch:
     """Exact squared-L2 kNN: neighbours chosen with ``‖q‖² + ‖b‖² − 2 q·b`` in blocks of queries
     (memory bounded by :data:`QUERY_BLOCK_ELEMENTS`, as faiss's flat index does it), their distances
-    then measured directly as ``‖q − b‖²``; on CPU or CUDA."""
+    then measured directly as ``‖q − b‖²``; on CPU or CUDA with torch, in numpy without it."""
 
-    def __init__(self, bank: np.ndarray, device: str | torch.device = "cpu"):
-        vectors = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
-        self.bank = vectors.to(device)
+    def __init__(self, bank: np.ndarray, device: Device = "cpu"):
+        self.vectors = np.ascontiguousarray(bank, dtype=np.float32)
+        self.torch = optional_torch()
+        if self.torch is None:
+            if _device_name(device) != "cpu":
+                raise ValueError(f"exact kNN search on {device} needs torch, which is not installed")
+            self.bank: Any = self.vectors
+            self.norms: Any = (self.vectors * self.vectors).sum(axis=1)
+            return
+        self.bank = self.torch.from_numpy(self.vectors).to(device)
         self.norms = (self.bank * self.bank).sum(dim=1)
 
     @property
-    def device(self) -> torch.device:
-        return self.bank.device
+    def device(self) -> str:
+        return "cpu" if self.torch is None else _device_name(self.bank.device)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(N, k)`` squared distances, nearest first, and bank row ids (int64), as numpy."""
+        if self.torch is None:
+            return self._search_numpy(np.ascontiguousarray(queries, dtype=np.float32), k)
+        torch = self.torch
         found_d, found_i = [], []
         block = max(1, QUERY_BLOCK_ELEMENTS // max(1, self.bank.shape[0]))
         with torch.inference_mode():
@@ -167,6 +194,23 @@ class ExactSearch:
             rows = torch.cat(found_i).cpu().numpy().astype(np.int64)
         return distances, rows
 
+    def _search_numpy(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The same steps as the torch path, in numpy (float32 throughout)."""
+        found_d, found_i = [], []
+        block = max(1, QUERY_BLOCK_ELEMENTS // max(1, self.bank.shape[0]))
+        for start in range(0, queries.shape[0], block):
+            q = queries[start:start + block]
+            squared = (q * q).sum(axis=1, keepdims=True) + self.norms[None, :] - 2.0 * (q @ self.bank.T)
+            if k == 1:
+                ids = squared.argmin(axis=1)[:, None]
+            else:
+                ids = np.argpartition(squared, k - 1, axis=1)[:, :k]
+            direct = ((q[:, None, :] - self.bank[ids]) ** 2).sum(axis=2)
+            order = np.argsort(direct, axis=1, kind="stable")
+            found_d.append(np.take_along_axis(direct, order, axis=1))
+            found_i.append(np.take_along_axis(ids, order, axis=1))
+        return np.concatenate(found_d).astype(np.float32), np.concatenate(found_i).astype(np.int64)
+
 
 class NearestNeighbours:
     """Mean distance from each query to its ``k`` nearest bank vectors (seed 000 steps 9–10).
@@ -176,7 +220,7 @@ class NearestNeighbours:
     """
 
     def __init__(self, index: Any, distance: str, *, bank: np.ndarray | None = None,
-                 device: str | torch.device = "cpu"):
+                 device: Device = "cpu"):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
         self.index = index
@@ -195,15 +239,15 @@ class NearestNeighbours:
         if self.exact is not None:
             self.exact = ExactSearch(bank, self.exact.device)
 
-    def to(self, device: str | torch.device) -> "NearestNeighbours":
+    def to(self, device: Device) -> "NearestNeighbours":
         """Search on ``device`` (exact search only; faiss-cpu's approximate indexes stay on the CPU)."""
-        if self.exact is not None and self.exact.device != torch.device(device):
-            self.exact = ExactSearch(self.exact.bank.cpu().numpy(), device)
+        if self.exact is not None and self.exact.device != _device_name(device):
+            self.exact = ExactSearch(self.exact.vectors, device)
         return self
 
     @classmethod
     def build(cls, bank: np.ndarray, *, kind: str = "exact", distance: str = "l2", seed: int = 0,
-              device: str | torch.device = "cpu") -> "NearestNeighbours":
+              device: Device = "cpu") -> "NearestNeighbours":
         """An index of ``kind`` over ``bank`` (``auto`` without probe patches means exact)."""
         if kind == "auto":
             kind = "exact"
@@ -220,7 +264,7 @@ class NearestNeighbours:
 
     @classmethod
     def from_bytes(cls, data: bytes, distance: str, *, bank: np.ndarray | None = None,
-                   device: str | torch.device = "cpu") -> "NearestNeighbours":
+                   device: Device = "cpu") -> "NearestNeighbours":
         """The index of a model folder; ``bank`` (its ``embeddings.npy``) saves rebuilding exact vectors."""
         return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8).copy()), distance, bank=bank,
                    device=device)

@@ -6,11 +6,11 @@ import asyncio
 from contextlib import asynccontextmanager
 
 import structlog
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from anomalia import __version__
+from anomalia.core.knn import optional_torch
 from anomalia.service.background import BackgroundJobs
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        torch.set_grad_enabled(False)
+        torch = optional_torch()  # absent where only exported models score (the runtime extra)
+        if torch is not None:
+            torch.set_grad_enabled(False)
         await startup(runtime)
         yield
         if runtime.background is not None:  # like requests in flight, jobs get SHUTDOWN_GRACE_S to finish

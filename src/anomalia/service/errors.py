@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from anomalia.core.detector import NotFittedError, WeightsMismatchError
-from anomalia.core.features.base import WeightsUnavailableError
+from anomalia.core.features.exported import RuntimeUnavailable
+from anomalia.core.features.spec import WeightsUnavailableError
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError
 from anomalia.store.database import DatabaseUnavailable
 from anomalia.store.manifest import ModelFormatError
@@ -79,6 +80,7 @@ STATUS_OF_DOMAIN_ERRORS: dict[type[Exception], int] = {
     ModelFormatError: 500,
     ModelUnavailable: 503,
     WeightsUnavailableError: 503,
+    RuntimeUnavailable: 503,
     WeightsFileError: 503,
     NotFittedError: 503,
     StorageReadOnly: 503,

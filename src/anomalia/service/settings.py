@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     record_images_max_days: float = Field(default=90.0, ge=0)
     # backbone weights for every model this server builds: imagenet | random | file path
     anomalia_weights: str = "imagenet"
+    # what runs the artifact model's feature extractor: auto (torch when installed, else the model's export)
+    anomalia_runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = "auto"
     log_level: str = "INFO"
     # operations: GET /metrics
     metrics_public: bool = False
@@ -169,7 +171,8 @@ class Settings(BaseSettings):
                                threshold=self.threshold, img_size=self._if_set("img_size"),
                                knn_k=self._if_set("knn_k"), stride=self._if_set("patch_stride"),
                                area_min=self.area_min, ignore_border_pct=self.ignore_border_pct,
-                               roi_path=self.roi_path, max_image_pixels=self.max_image_pixels)
+                               roi_path=self.roi_path, max_image_pixels=self.max_image_pixels,
+                               runtime=self.anomalia_runtime)
 
     def product_options(self) -> ProductOptions:
         """How product models are built; ``KNN_K`` only when set (else the core's default embedding)."""

@@ -26,6 +26,22 @@ _NAME = re.compile(rf"[0-9a-f]{{{NAME_HEX}}}\.(?:png|jpg|bmp|tif|gif|webp|img)")
 TEMPORARY_SUFFIX = ".tmp"
 
 
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name that carries this process's pid, fsync it, rename it into place:
+    a reader never sees half a file, and a killed writer's leftover is found by :meth:`DatasetStore.clean_stale`
+    (or any ``writer_gone`` check)."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}-{os.getpid()}{TEMPORARY_SUFFIX}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def image_suffix(data: bytes) -> str:
     """File suffix from the bytes' signature; ``.img`` for other formats OpenCV decodes."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
@@ -56,16 +72,7 @@ class DatasetStore:
         target = folder / name
         if target.exists():
             return name
-        temporary = folder / f".{name}.{secrets.token_hex(4)}-{os.getpid()}{TEMPORARY_SUFFIX}"
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
         return name
 
     def missing(self, role: str, roi: str, label: str, images: Sequence[bytes]) -> list[str]:

@@ -13,8 +13,9 @@ from typing import Callable
 import numpy as np
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
-from anomalia.core.features import FeatureExtractor, create_extractor
+from anomalia.core.features import Extractor, create_extractor
 from anomalia.core.knn import NearestNeighbours
+from anomalia.store.exports import load_exported, resolve_runtime
 from anomalia.store.manifest import (
     EMBEDDINGS,
     INDEX,
@@ -26,7 +27,7 @@ from anomalia.store.manifest import (
     new_model_version,
 )
 
-ExtractorProvider = Callable[[PatchCoreConfig], FeatureExtractor]
+ExtractorProvider = Callable[[PatchCoreConfig], Extractor]
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,18 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def default_extractor_provider(config: PatchCoreConfig) -> FeatureExtractor:
+def default_extractor_provider(config: PatchCoreConfig) -> Extractor:
     return create_extractor(config.backbone, config.weights_spec())
 
 
 def load_model(folder: Path, *, extractor_provider: ExtractorProvider = default_extractor_provider,
-               verify_hashes: bool = True) -> LoadedModel:
-    """Load a model folder; refuses corrupted files and banks built with other weights."""
+               verify_hashes: bool = True, runtime: str | None = None) -> LoadedModel:
+    """Load a model folder; refuses corrupted files and banks built with other weights.
+
+    ``runtime`` runs the feature extractor: ``torch`` (``extractor_provider``'s backbone), or
+    ``onnxruntime``/``openvino`` on the folder's export; None (``auto``) means torch when it is
+    installed, else an export an installed runtime can run.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     config = config_from_manifest(manifest)
@@ -116,10 +122,13 @@ def load_model(folder: Path, *, extractor_provider: ExtractorProvider = default_
         expected = manifest.get("hashes", {}).get(name)
         if verify_hashes and expected and file_sha256(folder / name) != expected:
             raise ModelFormatError(f"{folder / name} does not match the hash in its manifest")
+    chosen = resolve_runtime(runtime, manifest)
+    extractor = (extractor_provider(config) if chosen == "torch"
+                 else load_exported(folder, manifest, config, chosen))
     bank = np.load(folder / EMBEDDINGS, allow_pickle=False)
     knn = NearestNeighbours.from_bytes((folder / INDEX).read_bytes(), config.distance, bank=bank)
     detector = PatchCore.from_bank(config, bank, weights_fingerprint=manifest["weights_fingerprint"],
-                                   extractor=extractor_provider(config), knn=knn,
+                                   extractor=extractor, knn=knn,
                                    threshold=manifest.get("threshold"))
     detector.holdout_scores_ = list(manifest.get("holdout_scores", []))
     detector.n_embeddings_ = int(manifest.get("n_embeddings", bank.shape[0]))

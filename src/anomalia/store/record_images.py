@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from anomalia.store.datasets import image_suffix
+from anomalia.store.datasets import image_suffix, write_atomically
 
 log = structlog.get_logger("anomalia.record_images")
 
@@ -68,7 +67,8 @@ class RecordImages:
         if target.is_file():
             os.utime(target)
         else:
-            self._write(target, data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, data)
         with self._lock:
             index = self._loaded()
             previous = index.pop(name, None)
@@ -76,19 +76,6 @@ class RecordImages:
             index[name] = (time.time(), len(data))
             self._prune(index)
         return name
-
-    def _write(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
 
     def _loaded(self) -> dict[str, tuple[float, int]]:
         """The index, read from disk once (name -> (mtime, bytes)), kept oldest first."""

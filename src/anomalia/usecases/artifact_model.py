@@ -57,6 +57,9 @@ class ArtifactOptions:
     ignore_border_pct: float = 0.0
     roi_path: Path | None = None
     max_image_pixels: int = 40_000_000
+    runtime: str | None = None
+    """What runs the feature extractor (``ANOMALIA_RUNTIME``): None/``auto`` is torch when installed, else
+    an export of the model that an installed runtime runs (``onnxruntime``, ``openvino``)."""
 
     def query_overrides(self) -> dict[str, int]:
         """``KNN_K`` / ``PATCH_STRIDE`` as config fields, only those set (the model's own values hold otherwise)."""
@@ -117,14 +120,14 @@ class ArtifactModel:
         if kind is None:
             raise MissingModelError(f"No existe memory bank: {folder / LEGACY_BANK}")
         if kind == "model":
-            loaded = load_model(folder, extractor_provider=extractor_provider)
+            loaded = load_model(folder, extractor_provider=extractor_provider, runtime=options.runtime)
         else:
             loaded = load_legacy(folder / LEGACY_BANK, folder / LEGACY_CONFIG, weights=options.weights,
                                  extractor_provider=extractor_provider)
         apply_query_options(loaded, options, legacy=kind == "legacy")
         log.info("artifact_model_loaded", folder=str(folder), kind=kind,
                  model_version=loaded.manifest.get("model_version"), backbone=loaded.manifest.get("backbone"),
-                 weights=loaded.manifest.get("weights"), img_size=loaded.detector.config.img_size,
+                 weights=loaded.manifest.get("weights"), runtime=loaded.detector.runtime, img_size=loaded.detector.config.img_size,
                  knn_k=loaded.detector.config.knn_k, stride=loaded.detector.config.stride,
                  threshold=base_threshold(options, loaded))
         roi = build_roi(loaded.detector.config.img_size, ignore_border_pct=options.ignore_border_pct,

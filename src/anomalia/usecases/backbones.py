@@ -11,7 +11,7 @@ import threading
 
 from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features import (
-    FeatureExtractor,
+    Extractor,
     WeightsSpec,
     WeightsUnavailableError,
     available_backbones,
@@ -33,7 +33,7 @@ def weights_spec(text: str, *, seed: int) -> WeightsSpec:
         raise WeightsUnavailableError(str(error)) from None
 
 
-def build_extractor(backbone: str, spec: WeightsSpec) -> FeatureExtractor:
+def build_extractor(backbone: str, spec: WeightsSpec) -> Extractor:
     """``create_extractor``, with a file that does not fit ``backbone`` reported in one readable line."""
     try:
         return create_extractor(backbone, spec)
@@ -73,13 +73,19 @@ class ExtractorCache:
 
     def __init__(self, device: str = "cpu"):
         self.device = device
-        self._extractors: dict[tuple[str, str, int], FeatureExtractor] = {}
+        self._extractors: dict[tuple[str, str, int], Extractor] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, config: PatchCoreConfig) -> FeatureExtractor:
+    def __call__(self, config: PatchCoreConfig) -> Extractor:
         spec = weights_spec(config.weights, seed=config.seed)
         key = (config.backbone, spec.describe(), spec.seed)
         with self._lock:
             if key not in self._extractors:
-                self._extractors[key] = build_extractor(config.backbone, spec).to(self.device)
+                self._extractors[key] = _on_device(build_extractor(config.backbone, spec), self.device)
             return self._extractors[key]
+
+
+def _on_device(extractor: Extractor, device: str) -> Extractor:
+    """The torch backbone moved to ``device`` (``Extractor`` is the protocol; the built one is an ``nn.Module``)."""
+    move = getattr(extractor, "to", None)
+    return move(device) if move is not None else extractor

@@ -68,6 +68,8 @@ class ArtifactModelInfo:
     img_size: int
     knn_k: int
     stride: int
+    runtime: str = "torch"
+    """What runs its feature extractor: ``torch``, ``onnxruntime`` or ``openvino`` (``ANOMALIA_RUNTIME``)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def artifact_model_info(model: ArtifactModel | None) -> ArtifactModelInfo | None
                              embedding_version=manifest.get("embedding_version"),
                              bank_size=int(detector.memory_bank_.shape[0]), threshold=model.threshold,
                              img_size=detector.config.img_size, knn_k=detector.config.knn_k,
-                             stride=detector.config.stride)
+                             stride=detector.config.stride, runtime=detector.runtime)
 
 
 def product_model_infos(products: ProductModels | None) -> tuple[ProductModelInfo, ...]:

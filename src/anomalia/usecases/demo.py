@@ -14,7 +14,7 @@ import cv2
 import structlog
 
 from anomalia.core.detector import PatchCore, PatchCoreConfig
-from anomalia.core.features import FeatureExtractor, WeightsUnavailableError, create_extractor
+from anomalia.core.features import Extractor, WeightsUnavailableError, create_extractor
 from anomalia.store.model_io import save_model
 from anomalia.synthetic import DEFECT_KINDS, defect_image, good_image
 
@@ -26,7 +26,7 @@ SAMPLES_SUBDIR = "samples"
 _SAMPLE_SEED = 5000  # never a training seed (those are 0..DEMO_TRAIN_IMAGES-1)
 
 
-def demo_extractor(weights: str) -> tuple[str, FeatureExtractor]:
+def demo_extractor(weights: str) -> tuple[str, Extractor]:
     """``(weights actually used, extractor)``: ``weights`` if loadable, else seeded random."""
     try:
         return weights, create_extractor(DEMO_BACKBONE, PatchCoreConfig(weights=weights).weights_spec())

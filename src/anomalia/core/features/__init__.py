@@ -1,7 +1,7 @@
 """Backbone registry and the extractor contract.
 
-Light to import: the torch-based names are loaded on first access (PEP 562), and
-each built-in backbone's module only when that backbone is created.
+Light to import: the contract (``spec``) needs no torch; ``FeatureExtractor`` is loaded on
+first access (PEP 562), and each built-in backbone's module only when that backbone is created.
 """
 
 from __future__ import annotations
@@ -10,10 +10,18 @@ import importlib
 from typing import Any
 
 from anomalia.core.features.registry import available_backbones, check_backbone, create_extractor
+from anomalia.core.features.spec import (
+    Extractor,
+    FeatureInfo,
+    FullInstallRequired,
+    WeightsSpec,
+    WeightsUnavailableError,
+)
 
-_FROM_BASE = ("FeatureExtractor", "FeatureInfo", "WeightsSpec", "WeightsUnavailableError")
+_FROM_BASE = ("FeatureExtractor",)
 
-__all__ = [*_FROM_BASE, "available_backbones", "check_backbone", "create_extractor"]
+__all__ = [*_FROM_BASE, "Extractor", "FeatureInfo", "FullInstallRequired", "WeightsSpec",
+           "WeightsUnavailableError", "available_backbones", "check_backbone", "create_extractor"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,64 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anomalia.core.features.spec import FeatureInfo, WeightsSpec, WeightsUnavailableError
+
+__all__ = ["FeatureExtractor", "FeatureInfo", "WeightsSpec", "WeightsUnavailableError", "aggregate",
+           "build_seeded", "load_state_file", "state_dict_fingerprint"]
+
 T = TypeVar("T")
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested pretrained weights cannot be loaded on this machine."""
-
-
-@dataclass(frozen=True)
-class FeatureInfo:
-    """Shape contract of an extractor's output, in the spirit of timm's ``FeatureInfo``.
-
-    ``stride`` is input pixels per output cell, so a ``S``-pixel image gives a
-    ``S // stride`` grid of ``channels``-d patch vectors. ``first_centre`` is the
-    input pixel at the centre of cell 0's receptive field (0 for a padded CNN,
-    whose cell ``i`` is centred on pixel ``stride·i``), or None when cells tile the
-    image like ViT patches, which a plain resize already places right.
-    """
-
-    channels: int
-    stride: int
-    layers: tuple[str, ...]
-    first_centre: float | None = None
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Which parameters a backbone starts from: standard pretrained, a local file or seeded random."""
-
-    kind: str
-    path: str | None = None
-    seed: int = 0
-
-    @classmethod
-    def parse(cls, text: str, *, seed: int = 0) -> "WeightsSpec":
-        """``imagenet`` | ``random`` | a path to a state-dict file."""
-        if text in ("imagenet", "random"):
-            return cls(kind=text, seed=seed)
-        if not Path(text).is_file():
-            raise ValueError(
-                f"weights must be 'imagenet', 'random' or an existing state-dict file; got {text!r}"
-            )
-        return cls(kind="file", path=str(Path(text).resolve()), seed=seed)
-
-    def describe(self) -> str:
-        if self.kind == "file":
-            return f"file:{self.path}"
-        if self.kind == "random":
-            return f"random(seed={self.seed})"
-        return self.kind
 
 
 class FeatureExtractor(nn.Module):
@@ -72,6 +29,7 @@ class FeatureExtractor(nn.Module):
 
     name: str
     info: FeatureInfo
+    runtime = "torch"
 
     def __init__(self, name: str, info: FeatureInfo, weights: WeightsSpec) -> None:
         super().__init__()
@@ -96,6 +54,24 @@ class FeatureExtractor(nn.Module):
     def output_grid(self, img_size: int) -> tuple[int, int]:
         side = img_size // self.info.stride
         return side, side
+
+    @property
+    def device(self) -> str:
+        """Where the trunk's parameters live (``cpu``, ``cuda:0``)."""
+        return str(next(self.parameters()).device)
+
+    def patch_embeddings(self, batch: np.ndarray, *, aggregation: int, stride: int, norm: str) -> np.ndarray:
+        """``(B, 3, S, S)`` normalised float32 → ``(B, h, w, C)`` embeddings (the :class:`Extractor` contract)."""
+        from anomalia.core.memory_bank import patch_embeddings
+
+        with torch.inference_mode():
+            features = self(torch.from_numpy(batch).to(self.device), aggregation)
+        return patch_embeddings(features.cpu(), stride, norm)
+
+    def export_context(self, img_size: int) -> contextlib.AbstractContextManager:
+        """Held while the trunk is traced for export at ``img_size``: a backbone whose forward pass
+        resizes something with an operator ONNX lacks fixes it to a constant there (none by default)."""
+        return contextlib.nullcontext()
 
 
 def aggregate(features: torch.Tensor, window: int) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import timm
 import torch
@@ -38,6 +39,24 @@ class DinoV2Patches(FeatureExtractor):
         tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
         grid = tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
         return aggregate(grid, aggregation).contiguous()
+
+    @contextlib.contextmanager
+    def export_context(self, img_size: int) -> Iterator[None]:
+        """timm resamples the position embedding to the grid with antialiased bicubic interpolation on
+        every call, an operator ONNX lacks; for a fixed image size it is a constant, computed here once
+        by the same function the torch path calls."""
+        from timm.models import vision_transformer
+
+        side = img_size // 14
+        resample = vision_transformer.resample_abs_pos_embed
+        with torch.no_grad():
+            fixed = resample(self.vit.pos_embed, new_size=(side, side), old_size=self.vit.patch_embed.grid_size,
+                             num_prefix_tokens=0 if self.vit.no_embed_class else self.vit.num_prefix_tokens)
+        vision_transformer.resample_abs_pos_embed = lambda *args, **kwargs: fixed
+        try:
+            yield
+        finally:
+            vision_transformer.resample_abs_pos_embed = resample
 
 
 def _create(pretrained: bool) -> torch.nn.Module:

@@ -42,5 +42,17 @@ def create_extractor(name: str, weights: "WeightsSpec") -> "FeatureExtractor":
     """Build a frozen extractor; a bad name lists the valid ones."""
     check_backbone(name)
     if name not in _REGISTRY:
-        importlib.import_module(_BUILTIN[name])  # registers it
+        try:
+            importlib.import_module(_BUILTIN[name])  # registers it
+        except ImportError as error:
+            if error.name not in TORCH_PACKAGES:
+                raise
+            from anomalia.core.features.spec import FULL_INSTALL, FullInstallRequired
+
+            raise FullInstallRequired(f"the {name} backbone cannot be built: {error.name} is not installed; "
+                                      f"{FULL_INSTALL}") from None
     return _REGISTRY[name](weights).freeze()
+
+
+TORCH_PACKAGES = ("torch", "torchvision", "timm")
+"""What the torch backbones import and a runtime-only install lacks."""

@@ -35,6 +35,7 @@ def artifact_model_fields(runtime: Runtime) -> dict[str, Any]:
         "weights_fingerprint": manifest.get("weights_fingerprint"),
         "embedding_version": manifest.get("embedding_version"),
         "embedding": detector.config.embedding() if detector else None,
+        "runtime": detector.runtime if detector else None,
     }
 
 
