@@ -22,13 +22,15 @@ NEVER_ANSWERED = {
     "anomalia.store.database.DatabaseConfigError": "start-up only: a DATABASE_URL the server cannot use stops it",
     "anomalia.store.write_locks.LockHeld": "ProductModels.reserve turns it into Conflict (409)",
     "anomalia.store.records.MalformedCursor": "InspectionRecords.search turns it into InvalidRequest (400)",
+    "anomalia.service.auth.Unauthorised": "the credential check answers 401 itself (a WebSocket closes with 4401)",
+    "anomalia.service.routes.jobs._Closed": "the job WebSocket's close code and reason (4400/4401/4403/4404/1011)",
 }
 DOCUMENTED = {  # README and docs/BACKEND.md section 6
     "InvalidIdentifier": 400, "ImageDecodeError": 400, "ImageTooLargeError": 413, "WeightsMismatchError": 409,
     "ModelFormatError": 500, "WeightsUnavailableError": 503, "WeightsFileError": 503, "NotFittedError": 503,
     "InvalidRequest": 400, "ModelNotFound": 404, "Conflict": 409, "NotCalibrated": 428, "ModelUnloadable": 500,
     "ModelUnavailable": 503, "RequestTooLarge": 413, "UploadTooLarge": 413, "StorageReadOnly": 503, "StorageFull": 507,
-    "DatabaseUnavailable": 503, "RecordNotFound": 404,
+    "DatabaseUnavailable": 503, "RecordNotFound": 404, "JobNotFound": 404, "NotAllowed": 403,
 }
 
 

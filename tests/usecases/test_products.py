@@ -71,3 +71,19 @@ def test_each_refusal_is_a_domain_error(products):
                                  area_mm2_thr=0.5)
     with pytest.raises(Conflict):  # another scale than the model's
         products.calibrate_ng(calibrate)
+
+
+def test_a_teach_reports_its_stages_in_order_and_the_reports_change_nothing(products):
+    images = [png(good_image(s)) for s in range(12)]  # 10 taught (backbone batches of 8 and 2), 2 held out
+    heard: list[tuple[str, int, int]] = []
+    with products.reserve("line", "watched") as slot:
+        watched = products.fit_ok(FitCommand("line", "watched", MM, images), slot, lambda *step: heard.append(step))
+    with products.reserve("line", "quiet") as slot:
+        quiet = products.fit_ok(FitCommand("line", "quiet", MM, images), slot)
+    assert list(dict.fromkeys(stage for stage, _, _ in heard)) == ["embedding", "coreset", "holdout", "saving"]
+    embedded = [done for stage, done, total in heard if stage == "embedding"]
+    assert watched.n_train == 10
+    assert embedded == [0, 8, 10]  # one report per backbone batch (PATCHCORE_BATCH_SIZE 8)
+    assert [step for step in heard if step[0] == "holdout"] == [("holdout", 0, 2), ("holdout", 1, 2),
+                                                                ("holdout", 2, 2)]
+    assert watched.ok_scores == quiet.ok_scores and watched.coreset_size == quiet.coreset_size

@@ -73,8 +73,13 @@ class PatchCore:
         self.extractor = extractor
 
     # -- learning -----------------------------------------------------------------------
-    def fit(self, images: Sequence[np.ndarray], *, progress: Progress | None = None) -> "PatchCore":
-        """Learn from good BGR images (a sequence; items may be loaded lazily)."""
+    def fit(self, images: Sequence[np.ndarray], *, progress: Progress | None = None,
+            stage: Callable[[str], None] | None = None) -> "PatchCore":
+        """Learn from good BGR images (a sequence; items may be loaded lazily).
+
+        ``progress(n)``: ``n`` more images went through the backbone (training, then held-out ones);
+        ``stage(name)``: ``"coreset"`` when the bank is being subsampled, ``"holdout"`` when held-out
+        images start being scored. Neither changes what is learned."""
         from anomalia.core.memory_bank import MemoryBankBuilder  # the coreset needs torch and numba: fit only
 
         config = self.config.validate()
@@ -101,6 +106,8 @@ class PatchCore:
                 timings["coreset_s"] += time.perf_counter() - started
                 if progress:
                     progress(len(batch))
+            if stage:
+                stage("coreset")
             started = time.perf_counter()
             self.memory_bank_ = builder.finish()
         finally:
@@ -111,6 +118,8 @@ class PatchCore:
                                else np.empty((0, self.memory_bank_.shape[1]), np.float32))
         self.knn_ = self._index(self.memory_bank_)
         self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
+        if stage and len(holdout):
+            stage("holdout")
         started = time.perf_counter()
         self.holdout_scores_, held_out_bank, held_out_patches = self._score_holdout(_Subset(images, holdout), progress)
         timings["holdout_s"] = time.perf_counter() - started

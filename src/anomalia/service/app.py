@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import structlog
@@ -10,11 +11,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from anomalia import __version__
 from anomalia.core.knn import optional_torch
+from anomalia.service.background import BackgroundJobs
 from anomalia.service.errors import install_error_handlers
 from anomalia.service.logging import configure_logging
 from anomalia.service.metrics import RequestMetrics
 from anomalia.service.middleware import BodyLimit, PartLimit, SecurityHeaders, request_context
-from anomalia.service.routes import batch, config, health, metrics, pages, predict
+from anomalia.service.routes import batch, config, health, jobs, metrics, pages, predict
 from anomalia.service.routes import infer as infer_routes
 from anomalia.service.routes import records as record_routes
 from anomalia.service.routes import teach
@@ -22,16 +24,19 @@ from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings, load_settings
 from anomalia.usecases.artifact_model import ArtifactModel, absent_model_reason, model_kind
 from anomalia.store.datasets import DatasetStore
+from anomalia.store.jobs import JobStore
 from anomalia.store.database import DatabaseUnavailable, open_engine, redact
 from anomalia.store.record_images import RecordImages
 from anomalia.store.records import RecordStore
 from anomalia.store.tokens import TokenStore
 from anomalia.store.write_locks import WriteLocks
+from anomalia.usecases.jobs import Jobs
 from anomalia.usecases.products import ProductModels, check_weights_setting
 from anomalia.usecases.records import InspectionRecords
 from anomalia.usecases.tokens import Tokens
 
 log = structlog.get_logger("anomalia.app")
+STOPPED = "interrupted: the server stopped before the job finished"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             torch.set_grad_enabled(False)
         await startup(runtime)
         yield
+        if runtime.background is not None:  # like requests in flight, jobs get SHUTDOWN_GRACE_S to finish
+            await runtime.background.drain(runtime.settings.shutdown_grace_s)
+            await runtime.io(runtime.background.interrupt_all, STOPPED)
         if runtime.records is not None:
             runtime.records.store.engine.dispose()
         runtime.metrics.process_exited()
@@ -74,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(infer_routes.router)
     app.include_router(batch.router, form_limits={"max_files": settings.max_batch_files + max(batch.FORM_FIELDS.values())})
     app.include_router(record_routes.router)
+    app.include_router(jobs.router)
     app.include_router(config.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
@@ -100,9 +109,24 @@ async def startup(runtime: Runtime) -> None:
     await runtime.fit(check_weights_setting, products, runtime.extractors)  # a wrong file stops start-up
     runtime.records = await runtime.io(open_records, settings)
     runtime.tokens = Tokens(TokenStore(runtime.records.store.engine))  # the same database
+    await start_jobs(runtime)
     locks = WriteLocks(settings.backend_data_root / "locks", runtime.records.store.engine)
     runtime.products = await runtime.fit(ProductModels.open, products, runtime.extractors, locks)
     runtime.models_changed()
+
+
+async def start_jobs(runtime: Runtime) -> None:
+    """Jobs in the records database; this host's jobs whose process is gone are marked failed first."""
+    assert runtime.records is not None
+    runtime.jobs = Jobs(JobStore(runtime.records.store.engine))
+    try:
+        interrupted = await runtime.io(runtime.jobs.fail_interrupted)
+        if interrupted:
+            log.warning("jobs_interrupted", n_jobs=len(interrupted))
+    except DatabaseUnavailable as error:  # checked again by GET /jobs/{id} once the database is back
+        log.error("jobs_not_checked", error=str(error))
+    runtime.job_hub.bind(asyncio.get_running_loop())
+    runtime.background = BackgroundJobs(runtime.jobs, runtime.job_hub, runtime.io)
 
 
 def open_records(settings: Settings) -> InspectionRecords:

@@ -32,7 +32,10 @@ ROUTE_SCOPES: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/records(\.csv)?|/records/.*|/stats|/static/.*", "inspect"),
     ("*", r"/config|/tokens(/.*)?|/metrics", "admin"),
 )
-"""(method, path pattern, scope); any other path (``/docs``, ``/openapi.json``) needs any valid credential."""
+"""(method, path pattern, scope); any other path (``/docs``, ``/openapi.json``) needs any valid credential.
+
+``GET /jobs/{id}`` and ``WS /ws/jobs/{id}`` need the scope of the job's kind (teach for a teach, inspect
+for a batch), which only the job's row says: the credential is checked here, the scope by the job use case."""
 UNAUTHORISED = "missing or invalid X-API-Key header"
 """The same words for a missing, unknown, wrong or revoked credential (kept from before tokens existed)."""
 
@@ -69,27 +72,40 @@ async def refusal(request: Request) -> JSONResponse | None:
     if is_public(request.url.path) or (settings.metrics_public and request.url.path == METRICS_PATH):
         return None
     try:
-        return await _check(request, runtime, settings.backend_api_key)
+        return await _check(request, runtime)
     except DatabaseUnavailable as error:  # tokens cannot be checked: refuse, never let the request through
         return JSONResponse({"detail": f"{error}; credentials cannot be checked"}, status_code=503)
 
 
-async def _check(request: Request, runtime, api_key) -> JSONResponse | None:
-    presented = presented_credential(request)
-    caller: Caller | None = None
+class Unauthorised(Exception):
+    """Authentication is on and the credential is missing, unknown, wrong or revoked."""
+
+
+async def caller_of(runtime, presented: str) -> Caller | None:
+    """The caller a credential names, or None when authentication is off; :class:`Unauthorised` otherwise
+    (``DatabaseUnavailable`` when the tokens cannot be checked). Shared by HTTP requests and WebSockets."""
+    api_key = runtime.settings.backend_api_key
     if api_key is not None and hmac.compare_digest(presented.encode(), api_key.get_secret_value().encode()):
-        caller = API_KEY_CALLER
-    else:
-        tokens = runtime.tokens
-        enforced = api_key is not None or (tokens is not None and await anyio.to_thread.run_sync(tokens.enforced))
-        if not enforced:
-            return None
-        if presented and tokens is not None:
-            caller = await anyio.to_thread.run_sync(tokens.authenticate, presented)
+        return API_KEY_CALLER
+    tokens = runtime.tokens
+    enforced = api_key is not None or (tokens is not None and await anyio.to_thread.run_sync(tokens.enforced))
+    if not enforced:
+        return None
+    caller = await anyio.to_thread.run_sync(tokens.authenticate, presented) if presented and tokens else None
     if caller is None:
+        raise Unauthorised(UNAUTHORISED)
+    return caller
+
+
+async def _check(request: Request, runtime) -> JSONResponse | None:
+    try:
+        caller = await caller_of(runtime, presented_credential(request))
+    except Unauthorised:
         if _signed(request):
             return None
         return JSONResponse({"detail": UNAUTHORISED}, status_code=401)
+    if caller is None:
+        return None
     scope = required_scope(request.method, request.url.path)
     if scope is not None and scope not in caller.scopes:
         return JSONResponse({"detail": f"this credential lacks the {scope!r} scope needed here"}, status_code=403)

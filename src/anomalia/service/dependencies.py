@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from anomalia.service.background import BackgroundJobs
 
 from anomalia.service.runtime import Runtime
 from anomalia.service.settings import Settings
 from anomalia.usecases.errors import ModelUnavailable
 from anomalia.usecases.products import ProductModels
 from anomalia.usecases.records import InspectionRecords
+from anomalia.usecases.tokens import Caller
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_runtime(connection: HTTPConnection) -> Runtime:
+    """The runtime of a request or a WebSocket."""
+    return connection.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -43,3 +48,21 @@ def get_records(runtime: RuntimeDep) -> InspectionRecords:
 
 
 RecordsDep = Annotated[InspectionRecords, Depends(get_records)]
+
+
+def get_background(runtime: RuntimeDep) -> BackgroundJobs:
+    if runtime.background is None:
+        raise ModelUnavailable("the jobs database is still opening; retry in a moment")
+    return runtime.background
+
+
+BackgroundDep = Annotated[BackgroundJobs, Depends(get_background)]
+
+
+
+def get_caller(connection: HTTPConnection) -> Caller | None:
+    """Who sent the request (None when authentication is off), as the credential check found it."""
+    return getattr(connection.state, "caller", None)
+
+
+CallerDep = Annotated[Caller | None, Depends(get_caller)]

@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 import anyio
 
 from anomalia.core.device import resolve_device
+from anomalia.service.background import BackgroundJobs, JobHub
 from anomalia.service.metrics import Metrics
 from anomalia.service.errors import QueueFull
 from anomalia.service.settings import Settings
@@ -17,6 +18,7 @@ from anomalia.service.signed_urls import UrlSigner
 from anomalia.usecases.artifact_model import ArtifactModel
 from anomalia.usecases.backbones import ExtractorCache
 from anomalia.usecases.configuration import artifact_model_info, product_model_infos
+from anomalia.usecases.jobs import Jobs
 from anomalia.usecases.products import ProductModels
 from anomalia.usecases.records import InspectionRecords
 from anomalia.usecases.tokens import Tokens
@@ -44,6 +46,9 @@ class Runtime:
     products: ProductModels | None = None
     records: InspectionRecords | None = None
     tokens: Tokens | None = None
+    jobs: Jobs | None = None
+    background: BackgroundJobs | None = None
+    job_hub: JobHub = field(default_factory=JobHub)
     inference_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     fit_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     metrics: Metrics = field(default_factory=Metrics)
@@ -76,15 +81,20 @@ class Runtime:
         """Run an inspection off the event loop, or refuse it at once when ``MAX_QUEUE`` are already waiting
         or running: a line that sends faster than it is served gets 503 + ``Retry-After``, not a growing queue.
         Counted in flight (``/metrics``) while it waits and runs."""
-        if self.queued >= self.settings.max_queue:
-            self.metrics.inspection_rejected(reason="queue_full")
-            raise QueueFull(self.settings.max_queue, self.retry_after_s())
+        self.check_queue()
         self.queued += 1  # the event loop is one thread: no lock needed
         try:
             with self.metrics.inspection():
                 return await anyio.to_thread.run_sync(self._timed, function, *args, limiter=self.inference_limiter)
         finally:
             self.queued -= 1
+
+    def check_queue(self) -> None:
+        """``QueueFull`` when ``MAX_QUEUE`` inspections are already waiting or running (also asked before a
+        background batch is accepted)."""
+        if self.queued >= self.settings.max_queue:
+            self.metrics.inspection_rejected(reason="queue_full")
+            raise QueueFull(self.settings.max_queue, self.retry_after_s())
 
     def _timed(self, function: Callable[..., T], *args: Any) -> T:
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""The inspection-records and token tables, as SQLAlchemy Core sees them (the migrations create exactly these).
+"""The inspection-records, token and job tables, as SQLAlchemy Core sees them (the migrations create exactly these).
 
 Times are integer microseconds since the Unix epoch (UTC): they sort, compare and bucket
 the same way on SQLite and PostgreSQL, and the API shows them as ISO 8601.
@@ -70,3 +70,24 @@ tokens = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger),
 )
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("stage", String(32)),
+    Column("progress", Float, nullable=False),
+    Column("detail", String(255)),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("token_id", String(64)),
+    Column("owner", String(128), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_jobs_state_owner", "state", "owner"),
+)
+"""Background teaches and batches (``?background=true``): state, progress and, once done, the answer's JSON.
+
+``owner`` is ``hostname:pid`` of the server process running the job, so a restart fails only the
+jobs whose process is gone (several processes may share one database)."""

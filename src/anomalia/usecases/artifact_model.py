@@ -29,6 +29,7 @@ from anomalia.usecases.batch import BatchFile, BatchLimits, BatchResult, check_b
 from anomalia.usecases.errors import ModelUnavailable
 from anomalia.usecases.inspection import Inspection, inspect, inspect_many, model_threshold, visuals
 from anomalia.usecases.limits import MIN_IMAGE_SIDE, SCORE_MAX, check_range
+from anomalia.usecases.progress import Report, ignore
 from anomalia.usecases.roi import build_roi
 
 log = structlog.get_logger("anomalia.artifact_model")
@@ -151,7 +152,7 @@ class ArtifactModel:
         return self._answer(filename, image, result, mode, thr, started, timings)
 
     def predict_many(self, files: Sequence[BatchFile], limits: BatchLimits, mode: Mode | None = None,
-                     thr: float | None = None) -> BatchResult[ArtifactPrediction]:
+                     thr: float | None = None, report: Report = ignore) -> BatchResult[ArtifactPrediction]:
         """:meth:`predict` for each file, the decoded ones through the backbone in batches of the model's
         ``batch_size``; a file that cannot be decoded gets its own error (the others are still scored)."""
         threshold = self._threshold(mode, thr)
@@ -170,7 +171,7 @@ class ArtifactModel:
             return [self._answer(file.filename, image, result, mode, thr, started, dict(each), batch=len(batch))
                     for (file, image), result in zip(batch, results)]
 
-        return run_batch(files, prepare, score, self.loaded.detector.config.batch_size)
+        return run_batch(files, prepare, score, self.loaded.detector.config.batch_size, report)
 
     def _threshold(self, mode: Mode | None, thr: float | None) -> float:
         if thr is not None:
@@ -212,9 +213,17 @@ def predict_with(model: ArtifactModel | None, data: bytes, filename: str | None 
 
 
 def predict_many_with(model: ArtifactModel | None, files: Sequence[BatchFile], limits: BatchLimits,
-                      mode: Mode | None = None, thr: float | None = None) -> BatchResult[ArtifactPrediction]:
+                      mode: Mode | None = None, thr: float | None = None,
+                      report: Report = ignore) -> BatchResult[ArtifactPrediction]:
     """``model.predict_many``, or ``ModelUnavailable`` when no artifact model is loaded."""
-    return loaded_model(model).predict_many(files, limits, mode, thr)
+    return loaded_model(model).predict_many(files, limits, mode, thr, report)
+
+
+def check_predict_batch(model: ArtifactModel | None, files: Sequence[BatchFile], limits: BatchLimits,
+                        mode: Mode | None = None, thr: float | None = None) -> None:
+    """What would refuse the whole batch (no model, a bad ``thr``, the limits), before any work."""
+    loaded_model(model)._threshold(mode, thr)
+    check_batch(files, limits)
 
 
 NO_MODEL = ("no model loaded: ARTIFACTS_DIR holds no model; fit one into it (`anomalia fit GOOD_DIR --out "

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 
 from anomalia.core.image import ImageDecodeError, ImageTooLargeError, ImageTooSmallError
 from anomalia.usecases.errors import InvalidRequest, RequestTooLarge, UploadTooLarge
+from anomalia.usecases.progress import Report, ignore
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -96,17 +97,20 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def run_batch(files: Sequence[BatchFile], prepare: Callable[[BatchFile], P],
-              score: Callable[[list[P]], list[R]], batch_size: int) -> BatchResult[R]:
+              score: Callable[[list[P]], list[R]], batch_size: int, report: Report = ignore) -> BatchResult[R]:
     """``prepare`` each file (decode; its :data:`ITEM_ERRORS` become that item's error), ``score`` the good
-    ones ``batch_size`` at a time (one backbone batch), so at most ``batch_size`` decoded images are held."""
+    ones ``batch_size`` at a time (one backbone batch), so at most ``batch_size`` decoded images are held.
+    ``report("scoring", done, total)`` after each backbone batch (refused files count as done)."""
     items: dict[int, BatchItem[R]] = {}
     pending: list[tuple[int, P]] = []
+    report("scoring", 0, len(files))
 
     def flush() -> None:
         results = score([prepared for _, prepared in pending])
         for (index, _), result in zip(pending, results, strict=True):
             items[index] = BatchItem(index, files[index].filename, result=result)
         pending.clear()
+        report("scoring", len(items), len(files))
 
     for index, file in enumerate(files):
         try:
@@ -117,4 +121,5 @@ def run_batch(files: Sequence[BatchFile], prepare: Callable[[BatchFile], P],
             flush()
     if pending:
         flush()
+    report("scoring", len(files), len(files))
     return BatchResult(tuple(items[index] for index in range(len(files))))

@@ -53,3 +53,7 @@ class StorageFull(UseCaseError):
 
 class StorageReadOnly(UseCaseError):
     """The data root cannot be written (read-only mount or permissions); inspections still work."""
+
+
+class NotAllowed(UseCaseError):
+    """The caller is known but its credential lacks the scope this needs."""

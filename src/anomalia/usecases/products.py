@@ -54,6 +54,7 @@ from anomalia.usecases.limits import (
     check_scores,
     largest_region_mm2,
 )
+from anomalia.usecases.progress import Report, ignore
 from anomalia.usecases.shapes import (
     SCORE_PERCENTILE,
     bank_bytes,
@@ -257,6 +258,18 @@ class FitSlot:
     roi_id: str
 
 
+@dataclass(frozen=True)
+class PreparedFit:
+    """A teach whose input passed every cheap check (:meth:`ProductModels.prepare_fit`), ready to fit."""
+
+    command: FitCommand
+    slot: FitSlot
+    shape: Shape | None
+    uploads: Uploads
+    detector: PatchCore
+    checks_s: float
+
+
 def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
     """Refuse anything that is not ``[A-Za-z0-9_-]{1,64}``, before any disk access."""
     try:
@@ -432,12 +445,17 @@ class ProductModels:
                            "the model again at this scale")
 
     # -- fit_ok -------------------------------------------------------------------------------
-    def fit_ok(self, command: FitCommand, slot: FitSlot) -> TeachResult:
+    def fit_ok(self, command: FitCommand, slot: FitSlot, report: Report = ignore) -> TeachResult:
         """Build, save and serve a new version from OK images; returns its summary and held-out ``ok_scores``.
 
-        Everything that can be checked cheaply is, before the fit: the images' headers against the
-        pixel limits, the shape against their sizes, the weights, and the disk's room and write access.
+        :meth:`prepare_fit` then :meth:`fit_prepared`; ``report`` hears each stage (``usecases/progress.py``).
         """
+        return self.fit_prepared(self.prepare_fit(command, slot), report)
+
+    def prepare_fit(self, command: FitCommand, slot: FitSlot) -> PreparedFit:
+        """Everything about a teach that can be checked cheaply, before the fit: the ids and the reservation,
+        the images' headers against the pixel limits, the shape against their sizes, the weights, and the
+        disk's room and write access. A background teach runs this before answering 202."""
         started = time.perf_counter()
         role, roi = check_ids(command.role_id, command.roi_id)
         if slot != FitSlot(role, roi):
@@ -455,13 +473,21 @@ class ProductModels:
             check_shape_inside(shape, height, width)
         detector = self._detector()
         check_room(self.options.data_root, uploads.n_bytes + bank_bytes(detector, len(uploads)))
+        return PreparedFit(command, slot, shape, uploads, detector, time.perf_counter() - started)
+
+    def fit_prepared(self, prepared: PreparedFit, report: Report = ignore) -> TeachResult:
+        """Fit, score the held-out images, save and serve the teach :meth:`prepare_fit` checked."""
+        started = time.perf_counter() - prepared.checks_s  # total_s: the checks and the work, not any wait between
+        command, uploads, detector = prepared.command, prepared.uploads, prepared.detector
+        role, roi = prepared.slot.role_id, prepared.slot.roi_id
         log.info("fit_ok_started", n_images=len(uploads), backbone=self.options.backbone)
         timings: dict[str, float] = {}
-        ok_scores, split = self._fit(detector, uploads, shape, timings)
+        ok_scores, split = self._fit(detector, uploads, prepared.shape, timings, report)
         timings["decode_s"] = round(uploads.decode_s, 3)
         log.info("fit_ok_fitted", n_images=len(uploads), coreset_size=int(detector.memory_bank_.shape[0]),
                  **timings)
         saving = time.perf_counter()
+        report("saving", 0, 1)
         served = self._save_fit(command, role, roi, detector, ok_scores, split, timings)
         timings["save_s"] = round(time.perf_counter() - saving, 3)
         timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -485,18 +511,29 @@ class ProductModels:
             raise ModelUnavailable(f"{error} (ANOMALIA_WEIGHTS={self.options.weights})") from None
 
     def _fit(self, detector: PatchCore, uploads: Uploads, shape: Shape | None,
-             timings: dict) -> tuple[list[float], tuple]:
+             timings: dict, report: Report) -> tuple[list[float], tuple]:
         """Fit on the training images and score the held-out ones, decoding each image when it is reached."""
         config = detector.config
         train, holdout = holdout_split(len(uploads), HOLDOUT_FRACTION, config.seed)
+        embedded = 0
+
+        def images_embedded(n: int) -> None:
+            nonlocal embedded
+            embedded += n
+            report("embedding", embedded, len(train))
+
+        report("embedding", 0, len(train))
         fitting = time.perf_counter()
-        detector.fit(uploads.resized(config.img_size, train.tolist()))
+        detector.fit(uploads.resized(config.img_size, train.tolist()), progress=images_embedded,
+                     stage=lambda name: report(name, 0, 1))
         timings["fit_s"] = round(time.perf_counter() - fitting, 3)
         scoring = time.perf_counter()
         ok_scores = []
-        for index in holdout:
+        for done, index in enumerate(holdout):
+            report("holdout", done, len(holdout))
             image = uploads.decode(int(index))
             ok_scores.append(shape_score(image_heat(detector, image), shape_mask_for(shape, image)))
+        report("holdout", len(holdout), len(holdout))
         timings["holdout_s"] = round(time.perf_counter() - scoring, 3)
         return ok_scores, (train, holdout)
 
@@ -621,7 +658,13 @@ class ProductModels:
         timings.update({stage: round(ms, 1) for stage, ms in stages.items()})  # backbone_ms, knn_ms
         return self._verdict(request, image, mask, heat, timings, started)
 
-    def infer_many(self, command: InferBatchCommand, limits: BatchLimits) -> BatchResult[ProductInspection]:
+    def check_infer_batch(self, command: InferBatchCommand, limits: BatchLimits) -> None:
+        """What would refuse the whole batch (model, calibration, scale, shape, limits), before any work."""
+        self._inference(command.role_id, command.roi_id, command.mm_per_px, command.shape, command.operator_id)
+        check_batch(command.images, limits, field="images")
+
+    def infer_many(self, command: InferBatchCommand, limits: BatchLimits,
+                   report: Report = ignore) -> BatchResult[ProductInspection]:
         """:meth:`infer` for each image, the decoded ones through the backbone in batches of the model's
         ``batch_size``; an image that cannot be inspected gets its own error, the others are still scored."""
         request = self._inference(command.role_id, command.roi_id, command.mm_per_px, command.shape,
@@ -643,7 +686,7 @@ class ProductModels:
             return [self._verdict(request, image, mask, heat, {**timings, **each})
                     for (image, mask, timings), heat in zip(batch, heats)]
 
-        return run_batch(command.images, prepare, score, request.served.detector.config.batch_size)
+        return run_batch(command.images, prepare, score, request.served.detector.config.batch_size, report)
 
     def _inference(self, role_id: str, roi_id: str, mm_per_px: float, shape: str,
                    operator_id: str | None) -> _Inference:

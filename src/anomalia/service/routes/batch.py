@@ -16,18 +16,27 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from anomalia.core.scoring import Mode
-from anomalia.service.dependencies import ProductsDep, RecordsDep, RuntimeDep
+from anomalia.service.background import ACCEPTED, BACKGROUND_DOC, BackgroundJobs, accepted
+from anomalia.service.dependencies import (
+    CallerDep,
+    ProductsDep,
+    RecordsDep,
+    RuntimeDep,
+    get_background,
+)
 from anomalia.service.errors import safe_text, status_of
 from anomalia.service.routes.predict import PredictResponse
 from anomalia.service.metrics import ARTIFACTS
 from anomalia.service.routes.record_fields import CLIENT_ID_DOC, record_ms, request_facts
 from anomalia.service.routes.teach import COMMON_ERRORS, MM_PER_PX_DOC, MODEL_ERRORS, SHAPE_DOC, SHAPE_EXAMPLE, bind_ids
 from anomalia.service.schemas import InferResponse, error_responses
-from anomalia.usecases.artifact_model import predict_many_with
+from anomalia.usecases.artifact_model import check_predict_batch, predict_many_with
 from anomalia.usecases.batch import BatchFile, BatchResult
 from anomalia.usecases.limits import MAX_TEXT_ID, MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN, SCORE_MAX
 from anomalia.usecases.products import InferBatchCommand
+from anomalia.usecases.progress import Report, ignore
 from anomalia.usecases.records import ClientFields
+from anomalia.usecases.tokens import Caller
 
 router = APIRouter()
 R = TypeVar("R")
@@ -84,31 +93,47 @@ async def read_files(uploads: list[UploadFile]) -> list[BatchFile]:
     return [BatchFile(upload.filename, await upload.read()) for upload in uploads]
 
 
-async def answer_items(result: BatchResult[R],
-                       item: Callable[[int, str | None, R], Awaitable[BaseModel]]) -> dict[str, Any]:
+async def answer_items(result: BatchResult[R], item: Callable[[int, str | None, R], Awaitable[BaseModel]],
+                       report: Report = ignore) -> dict[str, Any]:
     """The response's fields: each success through ``item`` (which records it), each failure as its status and
     message (a refused file is not recorded, as the single endpoints record no refused request)."""
     results: list[Any] = []
-    for entry in result.items:
+    for done, entry in enumerate(result.items):
+        report("recording", done, len(result.items))
         if entry.error is not None:
             results.append(BatchFailure(index=entry.index, filename=entry.filename, status=status_of(entry.error),
                                         detail=safe_text(str(entry.error))))
         else:
             assert entry.result is not None
             results.append(await item(entry.index, entry.filename, entry.result))
+    report("recording", len(result.items), len(result.items))
     return {"results": results, "n_ok": result.n_ok, "n_failed": result.n_failed}
 
 
+async def answer(runtime: RuntimeDep, jobs: BackgroundJobs | None, caller: Caller | None, kind: str,
+                 response: type[BaseModel], run: Callable[[Report], Awaitable[dict[str, Any]]]) -> Any:
+    """``run`` now (the synchronous answer), or with ``jobs`` as a background job: 202 once the queue has room."""
+    if jobs is None:
+        return await run(ignore)
+    runtime.check_queue()
+
+    async def work(report: Report) -> dict[str, Any]:
+        return response(**await run(report)).model_dump(mode="json")
+
+    return accepted(await jobs.start(kind, caller, work))
+
+
 @router.post("/predict/batch", response_model=PredictBatchResponse, tags=["inspect with the ARTIFACTS_DIR model"],
-             responses=error_responses({
+             responses={**ACCEPTED, **error_responses({
                  400: "no file was sent",
                  401: "BACKEND_API_KEY is set and X-API-Key is missing or wrong.",
                  **BATCH_ERRORS,
-                 503: "no model is loaded from ARTIFACTS_DIR, " + BATCH_ERRORS[503]}))
+                 503: "no model is loaded from ARTIFACTS_DIR, " + BATCH_ERRORS[503]})})
 async def predict_batch(
     request: Request,
     runtime: RuntimeDep,
     records: RecordsDep,
+    caller: CallerDep,
     files: list[UploadFile] = File([], description=f"the images (repeat the `files` part), at least "
                                                    f"{MIN_IMAGE_SIDE} px per side; up to MAX_BATCH_FILES"),
     thr: float | None = Query(None, ge=0, le=SCORE_MAX, allow_inf_nan=False,
@@ -116,13 +141,15 @@ async def predict_batch(
     mode: Mode | None = Query(None, description="`sensitive` lowers the threshold 20 %, `strict` raises it 20 %."),
     station_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["line-2"]),
     operator_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["ana"]),
-) -> dict[str, Any]:
+    background: bool = Query(False, description=BACKGROUND_DOC),
+) -> Any:
     """Score several images as `/predict` does, through the backbone in batches; one result (and record) per file."""
     started = time.perf_counter()
     client = ClientFields(None, station_id, operator_id).checked()  # refused before any work
     batch = await read_files(files)
-    result = await runtime.infer(predict_many_with, runtime.artifact, batch, runtime.settings.batch_limits(),
-                                 mode, thr)
+    limits = runtime.settings.batch_limits()
+    if background:
+        check_predict_batch(runtime.artifact, batch, limits, mode, thr)
 
     async def item(index: int, filename: str | None, prediction: Any) -> PredictBatchItem:
         recording = time.perf_counter()
@@ -135,17 +162,23 @@ async def predict_batch(
                                     "record_id": record.id})
         return PredictBatchItem(index=index, filename=filename, result=answer)
 
-    return await answer_items(result, item)
+    async def run(report: Report) -> dict[str, Any]:
+        result = await runtime.infer(predict_many_with, runtime.artifact, batch, limits, mode, thr, report)
+        return await answer_items(result, item, report)
+
+    jobs = get_background(runtime) if background else None
+    return await answer(runtime, jobs, caller, "predict_batch", PredictBatchResponse, run)
 
 
 @router.post("/infer/batch", response_model=InferBatchResponse, tags=["product models (role/roi)"],
-             responses=error_responses({**COMMON_ERRORS, **MODEL_ERRORS, 428: "the model is not calibrated yet",
-                                        **BATCH_ERRORS}))
+             responses={**ACCEPTED, **error_responses({**COMMON_ERRORS, **MODEL_ERRORS,
+                                                       428: "the model is not calibrated yet", **BATCH_ERRORS})})
 async def infer_batch(
     request: Request,
     runtime: RuntimeDep,
     products: ProductsDep,
     records: RecordsDep,
+    caller: CallerDep,
     role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}", examples=["carcasa"]),
     roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}", examples=["tornillo"]),
     mm_per_px: float = Form(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, examples=[0.05],
@@ -155,7 +188,8 @@ async def infer_batch(
     shape: str = Form(description=SHAPE_DOC + "; the same for every image", examples=[SHAPE_EXAMPLE]),
     operator_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["ana"]),
     station_id: str | None = Form(None, max_length=MAX_TEXT_ID, description=BATCH_CLIENT_DOC, examples=["line-2"]),
-) -> dict[str, Any]:
+    background: bool = Query(False, description=BACKGROUND_DOC),
+) -> Any:
     """Inspect several ROI images as `/infer` does, through the backbone in batches; one result (and record) per
     image."""
     started = time.perf_counter()
@@ -163,7 +197,9 @@ async def infer_batch(
     client = ClientFields(None, station_id, operator_id).checked()  # refused before any work
     command = InferBatchCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, images=await read_files(images),
                                 shape=shape, operator_id=operator_id)
-    result = await runtime.infer(products.infer_many, command, runtime.settings.batch_limits())
+    limits = runtime.settings.batch_limits()
+    if background:
+        await runtime.io(products.check_infer_batch, command, limits)
 
     async def item(index: int, filename: str | None, inspection: Any) -> InferBatchItem:
         recording = time.perf_counter()
@@ -174,4 +210,9 @@ async def infer_batch(
         return InferBatchItem(index=index, filename=filename, result=InferResponse(**asdict(inspection),
                                                                                    record_id=record.id))
 
-    return await answer_items(result, item)
+    async def run(report: Report) -> dict[str, Any]:
+        result = await runtime.infer(products.infer_many, command, limits, report)
+        return await answer_items(result, item, report)
+
+    jobs = get_background(runtime) if background else None
+    return await answer(runtime, jobs, caller, "infer_batch", InferBatchResponse, run)

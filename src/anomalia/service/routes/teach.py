@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict
+from typing import Any
 
 import structlog
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
-from anomalia.service.dependencies import ProductsDep, RecordsDep, RuntimeDep
+from anomalia.service.background import ACCEPTED, BACKGROUND_DOC, BackgroundJobs, accepted
+from anomalia.service.dependencies import (
+    CallerDep,
+    ProductsDep,
+    RecordsDep,
+    RuntimeDep,
+    get_background,
+)
 from anomalia.service.errors import ServiceError
 from anomalia.service.schemas import CalibrateRequest, CalibrateResponse, FitResponse, error_responses
 from anomalia.usecases.limits import MAX_SHAPE_CHARS, MIN_IMAGE_SIDE, MM_PER_PX_MAX, MM_PER_PX_MIN
-from anomalia.usecases.products import CalibrateCommand, FitCommand
+from anomalia.usecases.products import CalibrateCommand, FitCommand, ProductModels, TeachResult
+from anomalia.usecases.progress import Report
+from anomalia.usecases.tokens import Caller
 
 router = APIRouter(tags=["product models (role/roi)"])
 
@@ -44,10 +56,11 @@ def bind_ids(role_id: str, roi_id: str) -> None:
     structlog.contextvars.bind_contextvars(role_id=role_id[:64], roi_id=roi_id[:64])
 
 
-@router.post("/fit_ok", response_model=FitResponse, responses=ERRORS)
+@router.post("/fit_ok", response_model=FitResponse, responses={**ACCEPTED, **ERRORS})
 async def fit_ok(
     runtime: RuntimeDep,
     products: ProductsDep,
+    caller: CallerDep,
     role_id: str = Form(description="product role, [A-Za-z0-9_-]{1,64}", examples=["carcasa"]),
     roi_id: str = Form(description="region id, [A-Za-z0-9_-]{1,64}", examples=["tornillo"]),
     mm_per_px: float = Form(ge=MM_PER_PX_MIN, le=MM_PER_PX_MAX, allow_inf_nan=False, description=MM_PER_PX_DOC,
@@ -60,7 +73,8 @@ async def fit_ok(
     from_dataset: bool = Form(False, description="also teach from every image already in this role/roi's OK "
                                                  "dataset (earlier teaches, records reviewed ok with "
                                                  "add_to_dataset); `images` may then be omitted"),
-) -> FitResponse:
+    background: bool = Query(False, description=BACKGROUND_DOC),
+) -> Any:
     """Build a new model version from OK images; answers 409 at once if this role/roi is already fitting."""
     bind_ids(role_id, roi_id)
     uploads = [*images, *images_brackets]
@@ -75,11 +89,37 @@ async def fit_ok(
                                f"({runtime.settings.max_upload_mb:g} MB per image)", 413)
     command = FitCommand(role_id=role_id, roi_id=roi_id, mm_per_px=mm_per_px, images=images_data,
                          operator_id=operator_id, shape=shape, from_dataset=from_dataset)
+    if background:
+        return await _fit_in_background(runtime, products, get_background(runtime), caller, command)
     with products.reserve(role_id, roi_id, "fit") as slot:
         result = await runtime.fit(products.fit_ok, command, slot)
+    return _fitted(runtime, result)
+
+
+def _fitted(runtime: RuntimeDep, result: TeachResult) -> FitResponse:
     runtime.metrics.fitted(result.role_id, result.roi_id, result.timings_s)
     runtime.models_changed()
     return FitResponse(**asdict(result))
+
+
+async def _fit_in_background(runtime: RuntimeDep, products: ProductModels, jobs: BackgroundJobs,
+                             caller: Caller | None, command: FitCommand) -> JSONResponse:
+    """Reserve the role/roi and check the input (a 409 or 4xx at once, no job), then 202; the job holds the
+    reservation until it ends, so another teach of this role/roi still gets 409."""
+    reservation = ExitStack()
+    try:
+        slot = reservation.enter_context(products.reserve(command.role_id, command.roi_id, "fit"))
+        prepared = await runtime.io(products.prepare_fit, command, slot)
+    except BaseException:
+        reservation.close()
+        raise
+
+    async def work(report: Report) -> dict[str, Any]:
+        result = await runtime.fit(products.fit_prepared, prepared, report)
+        return _fitted(runtime, result).model_dump(mode="json")
+
+    return accepted(await jobs.start("teach", caller, work, on_exit=reservation.close))
+
 
 
 @router.post("/calibrate_ng", response_model=CalibrateResponse,

@@ -1,4 +1,5 @@
-// "Enseñar producto" tab: the product fields, teach (POST /fit_ok) and calibrate (POST /calibrate_ng).
+// "Enseñar producto" tab: the product fields, teach (POST /fit_ok?background=true, followed over the job's
+// WebSocket: ui-jobs.js) and calibrate (POST /calibrate_ng).
 // The inspect step (POST /infer) is ui-product-inspect.js, the shape viewer ui-shapes.js and the
 // score histogram ui-histogram.js. Owns the `teach-*` ids.
 
@@ -6,6 +7,7 @@ import { call } from "./ui-api.js";
 import { $, loadImage, releaseImage, setupDropzone, showAlert } from "./ui-common.js";
 import { fileSummary, fmt, formatScores, parseScores } from "./ui-format.js";
 import { showHistogram } from "./ui-histogram.js";
+import { followJob } from "./ui-jobs.js";
 import { initProductInspect, showInViewer } from "./ui-product-inspect.js";
 import { drawnShapeFitting, fullRect, shapeFor } from "./ui-shapes.js";
 
@@ -102,12 +104,16 @@ async function fit() {
   if (shape) body.append("shape", JSON.stringify(shape));
   setBusy("teach-step-fit", true);
   setProgress(0, "Subiendo imágenes… 0 %");
+  const fitting = `Ajustando el modelo con ${state.okFiles.length} imágenes en el servidor`;
   const onUploadProgress = (fraction) => {
     if (fraction < 1) setProgress(fraction, `Subiendo imágenes… ${Math.round(fraction * 100)} %`);
-    else setProgress(null, `Ajustando el modelo con ${state.okFiles.length} imágenes en el servidor…`);
+    else setProgress(null, `${fitting}…`);
   };
+  const onJobProgress = (event) =>
+    setProgress(event.progress, `${fitting}: ${stageText(event)} · ${Math.round(event.progress * 100)} %`);
   try {
-    const data = await call("POST", "fit_ok", body, { onUploadProgress });
+    const accepted = await call("POST", "fit_ok?background=true", body, { onUploadProgress });
+    const data = await followJob(accepted.job_id, onJobProgress);
     state.fit = { ...data, key: `${ids.role_id}/${ids.roi_id}` };
     setProgress(1, `Modelo enseñado en ${fmt(data.timings_s.total_s, 1)} s.`);
     showFit(data);
@@ -119,6 +125,20 @@ async function fit() {
   } finally {
     setBusy("teach-step-fit", false);
   }
+}
+
+const STAGE_TEXT = {
+  embedding: "imágenes procesadas por la red",
+  coreset: "seleccionando el banco de parches (coreset)",
+  holdout: "puntuando las imágenes reservadas",
+  saving: "guardando el modelo",
+};
+
+/** "imágenes procesadas por la red 4/8" from a progress event (its detail starts with the count). */
+function stageText(event) {
+  const words = STAGE_TEXT[event.stage] || event.stage || "en cola";
+  const count = /^(\d+)\/(\d+)/.exec(event.detail || "");
+  return count ? `${words} ${count[1]}/${count[2]}` : words;
 }
 
 /** The drawn shape goes with the OK images (their ok_scores then use it) when it fits the first one. */
