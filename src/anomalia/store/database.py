@@ -10,8 +10,11 @@ of a stack trace.
 from __future__ import annotations
 
 import fcntl
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,41 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     with translated_errors("upgrading the schema"), _upgrade_lock(engine):
         command.upgrade(alembic_config(engine), revision)
     return current_revision(engine)
+
+
+@dataclass
+class SchemaState:
+    """Whether one engine's schema was brought up to date in this process, or why not (for ``/health``)."""
+
+    revision: str | None = None
+    error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_SCHEMAS: "weakref.WeakKeyDictionary[Engine, SchemaState]" = weakref.WeakKeyDictionary()
+_SCHEMAS_LOCK = threading.Lock()
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    with _SCHEMAS_LOCK:
+        return _SCHEMAS.setdefault(engine, SchemaState())
+
+
+def ensure_schema(engine: Engine) -> str | None:
+    """Upgrade the schema once per engine and process, shared by every store on it (records, tokens, jobs);
+    tried again on the next call after a failure (``DatabaseUnavailable`` while the database is unreachable)."""
+    state = schema_state(engine)
+    if state.revision is not None:
+        return state.revision
+    with state.lock:
+        if state.revision is None:
+            try:
+                state.revision = upgrade(engine)
+                state.error = None
+            except DatabaseUnavailable as error:
+                state.error = str(error)
+                raise
+    return state.revision
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -14,8 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from anomalia.store.database import translated_errors
-from anomalia.store.records import RecordStore
+from anomalia.store.database import ensure_schema, translated_errors
 from anomalia.store.records_schema import jobs
 
 UNFINISHED = ("queued", "running")
@@ -57,11 +56,10 @@ class JobStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._schema = RecordStore(engine)
 
     def create(self, kind: str, token_id: str | None, owner: str) -> Job:
         """A new ``queued`` job with a random 32-hex-digit id."""
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         now = _now_us()
         job = Job(id=secrets.token_hex(16), kind=kind, state="queued", progress=0.0, owner=owner, created_us=now,
                   updated_us=now, token_id=token_id)
@@ -71,7 +69,7 @@ class JobStore:
         return job
 
     def get(self, ident: str) -> Job | None:
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("reading a job"), self.engine.connect() as connection:
             row = connection.execute(select(jobs).where(jobs.c.id == ident)).first()
         return _job(row) if row is not None else None
@@ -91,14 +89,14 @@ class JobStore:
 
     def unfinished(self, host: str) -> list[Job]:
         """The queued or running jobs whose owner runs on ``host``."""
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("listing unfinished jobs"), self.engine.connect() as connection:
             rows = connection.execute(select(jobs).where(jobs.c.state.in_(UNFINISHED),
                                                          jobs.c.owner.startswith(f"{host}:", autoescape=True)))
             return [_job(row) for row in rows]
 
     def _unfinished_update(self, ident: str, action: str, **values: Any) -> bool:
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors(action), self.engine.begin() as connection:
             done = connection.execute(update(jobs).where(jobs.c.id == ident, jobs.c.state.in_(UNFINISHED))
                                       .values(updated_us=_now_us(), **values))

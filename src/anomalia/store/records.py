@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from anomalia.store.database import DatabaseUnavailable, translated_errors, upgrade
+from anomalia.store.database import ensure_schema, schema_state, translated_errors
 from anomalia.store.records_schema import inspections
 
 REVIEW_STATES = ("unreviewed", "reviewed", "ok", "ng")
@@ -157,23 +156,18 @@ class RecordStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.revision: str | None = None
-        self.last_error: str | None = None
-        self._schema_lock = threading.Lock()
 
     def ensure_schema(self) -> str | None:
         """Upgrade the schema once per process (``DatabaseUnavailable`` while the database is unreachable)."""
-        if self.revision is not None:
-            return self.revision
-        with self._schema_lock:
-            if self.revision is None:
-                try:
-                    self.revision = upgrade(self.engine)
-                    self.last_error = None
-                except DatabaseUnavailable as error:
-                    self.last_error = str(error)
-                    raise
-        return self.revision
+        return ensure_schema(self.engine)
+
+    @property
+    def revision(self) -> str | None:
+        return schema_state(self.engine).revision
+
+    @property
+    def last_error(self) -> str | None:
+        return schema_state(self.engine).error
 
     def add(self, new: NewRecord) -> Record:
         """Insert and commit; the returned record has its id (the commit is done when this returns)."""

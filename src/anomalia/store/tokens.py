@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
-from anomalia.store.database import translated_errors
-from anomalia.store.records import RecordStore
+from anomalia.store.database import ensure_schema, translated_errors
 from anomalia.store.records_schema import tokens
 
 PREFIX = "ano_"
@@ -48,11 +47,10 @@ class TokenStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._schema = RecordStore(engine)
 
     def create(self, name: str, scopes: tuple[str, ...]) -> tuple[Token, str]:
         """A new active token and its full secret text (shown once; only its hash is stored)."""
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         ident, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         token = Token(id=ident, name=name, scopes=scopes, created_us=time.time_ns() // 1000)
         with translated_errors("creating a token"), self.engine.begin() as connection:
@@ -65,7 +63,7 @@ class TokenStore:
         if not presented.startswith(PREFIX) or len(presented) > 128:
             return None
         ident, _, secret = presented.removeprefix(PREFIX).partition("_")
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("checking a token"), self.engine.connect() as connection:
             row = connection.execute(select(tokens).where(tokens.c.id == ident)).first()
         expected = row.secret_sha256 if row is not None else _hash("no such token")
@@ -75,13 +73,13 @@ class TokenStore:
         return _token(row)
 
     def list(self) -> list[Token]:
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("listing tokens"), self.engine.connect() as connection:
             return [_token(row) for row in connection.execute(select(tokens).order_by(tokens.c.created_us))]
 
     def revoke(self, ident: str) -> bool:
         """Revoke an active token; False when no active token has this id."""
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("revoking a token"), self.engine.begin() as connection:
             done = connection.execute(update(tokens).where(tokens.c.id == ident, tokens.c.revoked_us.is_(None))
                                       .values(revoked_us=time.time_ns() // 1000))
@@ -89,6 +87,6 @@ class TokenStore:
 
     def any_made(self) -> bool:
         """Whether a token was ever created (revoked ones count: revoking the last token must not open the API)."""
-        self._schema.ensure_schema()
+        ensure_schema(self.engine)
         with translated_errors("listing tokens"), self.engine.connect() as connection:
             return connection.execute(select(tokens.c.id).limit(1)).first() is not None
