@@ -17,9 +17,9 @@ import torchvision
 import anomalia.accuracy.__main__ as accuracy_cli
 from anomalia.accuracy.defects import DEFECT_KINDS, SIZES, paint_defect
 from anomalia.accuracy.options import OptionError, parse_assignment, parse_value, parse_variant
-from anomalia.accuracy.reference import ReferenceMismatchError, load_reference
+from anomalia.accuracy.reference import ReferenceMismatchError, combine_references, load_reference
 from anomalia.accuracy.report import BELOW, cell
-from anomalia.accuracy.runner import build_variants
+from anomalia.accuracy.runner import SurfaceResult, average_draws, build_variants
 from anomalia.accuracy.suite import (
     MANIFEST,
     SMOKE,
@@ -264,6 +264,42 @@ def test_a_reference_from_another_suite_is_refused(tmp_path: Path) -> None:
     assert "weights_fingerprint" in (reference.weights_warning({"weights": "random"}) or "")
 
 
+def test_several_reference_runs_are_averaged_per_surface_with_their_spread(tmp_path: Path) -> None:
+    one = _reference(tmp_path / "seed0.json", "sha256:s", {"tiles": {"image_auroc": 0.8, "pro": 0.5, "fit_s": 10.0},
+                                                          "mesh": {"image_auroc": 0.6}})
+    two = _reference(tmp_path / "seed1.json", "sha256:s", {"tiles": {"image_auroc": 0.7, "pro": 0.7, "fit_s": 30.0}})
+    both = combine_references([load_reference(one, "sha256:s"), load_reference(two, "sha256:s")])
+    assert both.figure("tiles", "image_auroc") == pytest.approx(0.75)
+    assert both.figure("tiles", "pro") == pytest.approx(0.6) and both.figure("tiles", "pixel_auroc") is None
+    assert both.figure("mesh", "image_auroc") == 0.6  # only one run scored it
+    assert both.draws == {"mesh": 1, "tiles": 2}
+    assert both.spread["tiles"]["image_auroc"] == (0.7, 0.8) and "fit_s" not in both.spread["tiles"]
+    assert "seed0.json" in both.label and "seed1.json" in both.label
+    alone = load_reference(one, "sha256:s")
+    assert combine_references([alone]) is alone
+    other = _reference(tmp_path / "other.json", "sha256:t", {})
+    with pytest.raises(ReferenceMismatchError):
+        combine_references([alone, load_reference(other, "sha256:t")])
+
+
+def test_draws_over_seeds_are_averaged_with_their_range() -> None:
+    def draw(image: float, pixel: float | None, fit: float) -> SurfaceResult:
+        return SurfaceResult(surface="tiles", family="regular", colour="colour", image_auroc=image,
+                             pixel_auroc=pixel, pro=None, fit_s=fit, eval_s=1.0, n_good=2, n_defect=5)
+
+    mean = average_draws([draw(0.6, 0.9, 2.0), draw(0.8, 0.7, 4.0)], (0, 1))
+    assert mean.image_auroc == pytest.approx(0.7) and mean.pixel_auroc == pytest.approx(0.8)
+    assert mean.pro is None and mean.fit_s == pytest.approx(3.0) and mean.seeds == (0, 1)
+    assert mean.spread == {"image_auroc": (0.6, 0.8), "pixel_auroc": (0.7, 0.9)}
+
+
+@pytest.mark.parametrize("seeds", ["0,a", "1,1", ","])
+def test_bad_seeds_are_refused_before_anything_runs(smoke_dir: Path, seeds: str) -> None:
+    code, out, err = _run(["--smoke", "--weights", "random", "--seeds", seeds])
+    assert code == 2 and "--seeds" in err and out == ""
+    assert not (smoke_dir / "accuracy-results" / "suite-smoke").exists()
+
+
 def test_cells_show_the_reference_and_flag_lower_quality_only() -> None:
     assert cell("image_auroc", 0.8312, None) == "0.831"
     assert cell("image_auroc", 0.70, 0.80) == f"0.700 (ref 0.800) {BELOW}"
@@ -338,6 +374,26 @@ def test_smoke_run_prints_scores_beside_the_reference_and_writes_json_and_markdo
     assert re.search(rf"^tiles .*{ours:.3f} \(ref 0\.250\)", again, re.MULTILINE)
     page_again = (smoke_dir / "AGAIN.md").read_text()
     assert "(ref 0.250)" in page_again and results["date"] in page_again
+    assert "Spread over seeds" not in page_again  # one seed, one reference run: nothing to spread
+
+
+@pytest.mark.slow
+def test_seeds_fit_each_surface_once_per_seed_and_report_means_and_spread(smoke_dir: Path) -> None:
+    suite, _ = ensure_suite(smoke_dir / "accuracy-results" / "suite-smoke", TINY)
+    runs = [_reference(smoke_dir / f"ref{i}.json", suite.hash, {"tiles": {"image_auroc": value, "pixel_auroc": 0.5,
+                                                                        "pro": 0.5, "fit_s": 1.0}})
+            for i, value in enumerate((0.2, 0.4))]
+    code, out, err = _run(["--smoke", "--surfaces", "tiles", "--seeds", "0,1", "--reference", str(runs[0]),
+                           "--reference", str(runs[1]), "--json", "out.json", "--markdown", "SEEDS.md"])
+    assert code == 0, err
+    assert "[default seed 0] tiles" in err and "[default seed 1] tiles" in err
+    assert re.search(r"^tiles .*\(ref 0\.300\)", out, re.MULTILINE)  # the two reference runs, averaged
+    row = json.loads((smoke_dir / "out.json").read_text())["variants"][0]["surfaces"]["tiles"]
+    assert row["seeds"] == [0, 1]
+    low, high = row["spread"]["image_auroc"]
+    assert low <= row["image_auroc"] <= high
+    page = (smoke_dir / "SEEDS.md").read_text()
+    assert "Spread over seeds" in page and "0.200–0.400" in page and f"{low:.3f}–{high:.3f}" in page
 
 
 def test_the_shipped_smoke_spec_is_small_and_valid() -> None:

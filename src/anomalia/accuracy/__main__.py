@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from anomalia.accuracy.options import OptionError, parse_assignments, parse_variant
-from anomalia.accuracy.reference import Reference, load_reference
+from anomalia.accuracy.reference import Reference, combine_references, load_reference
 from anomalia.accuracy.report import build_table, markdown_page, render_text, results_json
 from anomalia.accuracy.runner import Variant, build_variants, machine_info, results_from_json, run_variant
 from anomalia.accuracy.suite import SMOKE, Suite, SuiteSpec, ensure_suite
@@ -42,7 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backbone", help="shortcut for --set backbone=NAME")
     parser.add_argument("--weights", help="imagenet | random | a state-dict file "
                         f"(default: seeded random weights saved under {RESULTS}/weights)")
-    parser.add_argument("--reference", type=Path, help="reference figures (JSON) to print beside ours")
+    parser.add_argument("--reference", type=Path, action="append", default=[],
+                        help="reference figures (JSON) to print beside ours; several files (runs with other "
+                        "seeds) are averaged per surface")
+    parser.add_argument("--seeds", help="fit each surface once per seed (e.g. 0,1,2) and report the means "
+                        "and their spread; default: the config's one seed")
     parser.add_argument("--json", type=Path, help="write every result to this JSON file")
     parser.add_argument("--markdown", type=Path, help="rewrite this page (docs/ACCURACY.md) with the results")
     parser.add_argument("--results", type=Path,
@@ -67,6 +71,18 @@ def _variants(args: argparse.Namespace, spec: SuiteSpec) -> list[Variant]:
     return build_variants({**base, **chosen}, [parse_variant(text) for text in args.variant])
 
 
+def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    if not args.seeds:
+        return ()
+    try:
+        seeds = tuple(int(text) for text in args.seeds.split(",") if text.strip())
+    except ValueError:
+        raise OptionError(f"--seeds takes whole numbers separated by commas, e.g. 0,1,2; got {args.seeds!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise OptionError(f"--seeds needs distinct seeds, e.g. 0,1,2; got {args.seeds!r}")
+    return seeds
+
+
 def _surfaces(args: argparse.Namespace, spec: SuiteSpec) -> list[str]:
     if not args.surfaces:
         return list(spec.surfaces)
@@ -85,7 +101,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Suite, list[Variant], list[str],
     root = args.suite or RESULTS / ("suite-smoke" if args.smoke else "suite")
     suite, reason = ensure_suite(root, spec, workers=args.workers)
     log(f"suite {suite.root} ({suite.hash[:19]}…): " + (f"built, {reason}" if reason else "up to date"))
-    reference = load_reference(args.reference, suite.hash) if args.reference else None
+    reference = (combine_references([load_reference(path, suite.hash) for path in args.reference])
+                 if args.reference else None)
     if reference is not None:
         for variant in variants:
             warning = reference.weights_warning(weights_identity(variant.config.weights))
@@ -102,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     try:
+        seeds = _seeds(args)
         suite, variants, names, reference = _prepare(args)
     except (OptionError, ValueError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         context = {key: earlier[key] for key in ("date", "machine", "command", "elapsed_s") if key in earlier}
     else:
         started = time.perf_counter()
-        results = [run_variant(suite, variant, names, log) for variant in variants]
+        results = [run_variant(suite, variant, names, log, seeds) for variant in variants]
         context = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
                    "command": shlex.join(["python", "-m", "anomalia.accuracy", *argv]),
                    "elapsed_s": round(time.perf_counter() - started, 1)}

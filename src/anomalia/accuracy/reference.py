@@ -30,9 +30,24 @@ class Reference:
     surfaces: dict[str, dict[str, float | None]]
     weights: dict[str, str] = field(default_factory=dict)
     tool: str = "reference"
+    draws: dict[str, int] = field(default_factory=dict)
+    """Per surface, how many runs (seeds) its figures are the mean of; empty for a single file."""
+    spread: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    """Per surface and quality score, (min, max) over those runs."""
+    paths: tuple[Path, ...] = ()
+    """Every file averaged, when there were several."""
 
     def figure(self, surface: str, metric: str) -> float | None:
         return self.surfaces.get(surface, {}).get(metric)
+
+    @property
+    def label(self) -> str:
+        """Where the figures come from, for the report: one file, or the mean of several runs."""
+        if not self.paths:
+            return f"`{self.path}`"
+        files = ", ".join(f"`{path}`" for path in self.paths)
+        runs = "/".join(str(count) for count in sorted(set(self.draws.values())))
+        return f"the mean of {runs} runs (seeds) per surface, from {files}"
 
     def weights_warning(self, ours: dict[str, str]) -> str | None:
         """A sentence when the reference names weights other than `ours` (see `weights_identity`)."""
@@ -78,3 +93,30 @@ def load_reference(path: Path, suite_hash: str) -> Reference:
     weights = {key: str(data[key]) for key in _WEIGHT_KEYS if data.get(key)}
     return Reference(path=path, suite_hash=theirs, surfaces=surfaces, weights=weights,
                      tool=str(data.get("tool", "reference")))
+
+
+def combine_references(references: list[Reference]) -> Reference:
+    """Several runs of the same tool on the same suite (other seeds) → per-surface means and spreads.
+
+    A surface gets the mean of the runs that scored it; ``draws`` says how many that was.
+    """
+    if len(references) == 1:
+        return references[0]
+    first = references[0]
+    if any(r.suite_hash != first.suite_hash for r in references):
+        raise ReferenceMismatchError("the reference files were computed on different suites")
+    surfaces: dict[str, dict[str, float | None]] = {}
+    draws: dict[str, int] = {}
+    spread: dict[str, dict[str, tuple[float, float]]] = {}
+    names = sorted({name for r in references for name in r.surfaces})
+    for name in names:
+        rows = [r.surfaces[name] for r in references if name in r.surfaces]
+        draws[name] = len(rows)
+        surfaces[name], spread[name] = {}, {}
+        for metric in METRICS:
+            values = [value for row in rows if (value := row.get(metric)) is not None]
+            surfaces[name][metric] = sum(values) / len(values) if values else None
+            if values and metric != "fit_s":
+                spread[name][metric] = (min(values), max(values))
+    return Reference(path=first.path, suite_hash=first.suite_hash, surfaces=surfaces, weights=first.weights,
+                     tool=first.tool, draws=draws, spread=spread, paths=tuple(r.path for r in references))

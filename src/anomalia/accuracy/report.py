@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from anomalia.accuracy.defects import describe_defects
 from anomalia.accuracy.reference import Reference
+from anomalia.accuracy.runner import QUALITY as QUALITY_SCORES
 from anomalia.accuracy.runner import SCORES, VariantResult, mean_of
 from anomalia.accuracy.suite import Suite
 from anomalia.accuracy.surfaces import get_surface
@@ -106,7 +107,8 @@ def results_json(suite: Suite, results: Sequence[VariantResult], reference: Refe
         **context,
         "reference": None if reference is None else {
             "path": str(reference.path), "tool": reference.tool, "weights": reference.weights,
-            "surfaces": reference.surfaces},
+            "surfaces": reference.surfaces, "paths": [str(path) for path in reference.paths],
+            "draws": reference.draws, "spread": reference.spread},
         "variants": [{
             "name": r.variant.name, "options": r.variant.options, "config": r.variant.config.to_dict(),
             "weights": r.weights, "means": r.means(),
@@ -167,13 +169,44 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
     if reference is not None:
         names = [r.surface for r in results[0].surfaces]
         covered = sum(any(reference.figure(n, s) is not None for s in SCORES) for n in names)
-        lines.append(f"- **ref**: {reference.tool}, from `{reference.path}`, on {covered} of {len(names)} surfaces "
+        lines.append(f"- **ref**: {reference.tool}, {reference.label}, on {covered} of {len(names)} surfaces "
                      "(a mean gets its reference only when all its surfaces have one); "
                      f"{BELOW} marks a figure below it.")
         warning = reference.weights_warning(results[0].weights)
         if warning:
             lines.append(f"- **warning**: {warning}.")
-    return lines + ["", render_markdown(build_table(results, reference)), ""]
+    return lines + ["", render_markdown(build_table(results, reference)), "", *_spread_section(results, reference)]
+
+
+def _range(spread: dict, score: str) -> str:
+    low_high = spread.get(score)
+    return "-" if not low_high else f"{low_high[0]:.3f}–{low_high[1]:.3f}"
+
+
+def _spread_section(results: Sequence[VariantResult], reference: Reference | None) -> list[str]:
+    """Min–max over seeds of the first variant and of the reference's runs, when there were several."""
+    first = results[0]
+    seeded = any(row.spread for row in first.surfaces)
+    ref_runs = reference is not None and bool(reference.spread)
+    if not (seeded or ref_runs):
+        return []
+    seeds = ", ".join(str(seed) for seed in first.surfaces[0].seeds) or str(first.variant.config.seed)
+    titles = ["surface"] + [f"{first.variant.name}: {HEADINGS[s]}" for s in QUALITY_SCORES]
+    if ref_runs:
+        titles += [f"ref: {HEADINGS[s]}" for s in QUALITY_SCORES]
+    lines = ["### Spread over seeds", "",
+             f"One coreset draw (its start point, and ours also the holdout split) moves a surface's figures by "
+             f"a few hundredths, so the table above gives means over seeds {seeds} for **{first.variant.name}**"
+             + (f" and over the reference's {'/'.join(str(c) for c in sorted(set(reference.draws.values())))} "
+                f"runs" if ref_runs and reference is not None else "")
+             + "; here is each figure's min–max.", "",
+             "| " + " | ".join(titles) + " |", "|---|" + "---:|" * (len(titles) - 1)]
+    for row in first.surfaces:
+        cells = [row.surface] + [_range(row.spread, s) for s in QUALITY_SCORES]
+        if ref_runs and reference is not None:
+            cells += [_range(reference.spread.get(row.surface, {}), s) for s in QUALITY_SCORES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _machine_line(machine: object) -> str:

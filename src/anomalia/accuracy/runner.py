@@ -12,7 +12,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -51,6 +51,9 @@ class SurfaceResult:
     eval_s: float
     n_good: int
     n_defect: int
+    seeds: tuple[int, ...] = ()
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """With several seeds: the figures are their means, ``spread`` each quality score's (min, max)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,13 @@ def results_from_json(data: dict) -> list[VariantResult]:
     """The variants of an earlier ``--json`` run, to render them again (e.g. beside a newer reference)."""
     return [VariantResult(
         variant=Variant(name=v["name"], options=v["options"], config=PatchCoreConfig(**v["config"])),
-        weights=v["weights"], surfaces=tuple(SurfaceResult(**s) for s in v["surfaces"].values()))
+        weights=v["weights"], surfaces=tuple(_surface_from_json(s) for s in v["surfaces"].values()))
         for v in data["variants"]]
+
+
+def _surface_from_json(row: dict) -> SurfaceResult:
+    spread = {score: (low, high) for score, (low, high) in row.get("spread", {}).items()}
+    return SurfaceResult(**{**row, "seeds": tuple(row.get("seeds", ())), "spread": spread})
 
 
 def mean_of(values: Sequence[float | None]) -> float | None:
@@ -110,16 +118,41 @@ def score_surface(suite: Suite, name: str, config: PatchCoreConfig, extractor: F
                          n_good=result.n_good, n_defect=result.n_defect)
 
 
-def run_variant(suite: Suite, variant: Variant, surfaces: Sequence[str], log: Log = print) -> VariantResult:
-    """Score `variant` on each of `surfaces`, logging one line per surface."""
+def run_variant(suite: Suite, variant: Variant, surfaces: Sequence[str], log: Log = print,
+                seeds: Sequence[int] = ()) -> VariantResult:
+    """Score `variant` on each of `surfaces`, logging one line per fit.
+
+    With ``seeds``, each surface is fitted once per seed (the coreset's start point and the
+    holdout split change) and its figures are their means: one coreset draw moves a surface's
+    AUROC by a few hundredths, more than most differences between options.
+    """
     extractor = PatchCore(variant.config).feature_extractor()
     results = []
     for name in surfaces:
-        result = score_surface(suite, name, variant.config, extractor)
-        log(f"[{variant.name}] {name:<9} image AUROC {result.image_auroc:.3f}  pixel AUROC "
-            f"{_fmt(result.pixel_auroc)}  PRO {_fmt(result.pro)}  fit {result.fit_s:.1f} s")
-        results.append(result)
+        draws = []
+        for seed in seeds or (variant.config.seed,):
+            result = score_surface(suite, name, replace(variant.config, seed=seed), extractor)
+            log(f"[{variant.name}{f' seed {seed}' if seeds else ''}] {name:<9} image AUROC {result.image_auroc:.3f}"
+                f"  pixel AUROC {_fmt(result.pixel_auroc)}  PRO {_fmt(result.pro)}  fit {result.fit_s:.1f} s")
+            draws.append(result)
+        results.append(average_draws(draws, tuple(seeds)) if seeds else draws[0])
     return VariantResult(variant=variant, weights=weights_identity(variant.config.weights), surfaces=tuple(results))
+
+
+QUALITY: tuple[str, ...] = ("image_auroc", "pixel_auroc", "pro")
+
+
+def average_draws(draws: Sequence[SurfaceResult], seeds: tuple[int, ...]) -> SurfaceResult:
+    """One surface's figures over several seeds: means, and each quality score's (min, max)."""
+    spread = {}
+    for score in QUALITY:
+        values = [getattr(d, score) for d in draws if getattr(d, score) is not None]
+        if values:
+            spread[score] = (min(values), max(values))
+    return replace(draws[0], image_auroc=statistics.fmean(d.image_auroc for d in draws),
+                   pixel_auroc=mean_of([d.pixel_auroc for d in draws]), pro=mean_of([d.pro for d in draws]),
+                   fit_s=statistics.fmean(d.fit_s for d in draws), eval_s=statistics.fmean(d.eval_s for d in draws),
+                   seeds=seeds, spread=spread)
 
 
 def _fmt(value: float | None) -> str:
