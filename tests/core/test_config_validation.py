@@ -28,7 +28,7 @@ def test_defaults_are_the_documented_ones():
 
 @pytest.mark.parametrize("field, value, allowed", [
     ("color", "blue", "rgb, gray"), ("normalize", "zscore", "imagenet, unit"), ("distance", "manhattan", "l2, cosine"),
-    ("knn_index", "annoy", "auto, exact, hnsw, ivf"), ("score_method", "mean", "max, p99, reweighted"), ("patch_norm", "unit", "none, l2"),
+    ("knn_index", "annoy", "auto, exact, hnsw, hnsw_pca, ivf"), ("score_method", "mean", "max, p99, reweighted"), ("patch_norm", "unit", "none, l2"),
     ("map_alignment", "centre", "receptive_field, resize"),
 ])
 def test_a_choice_outside_the_list_names_the_field_and_the_list(field, value, allowed):

@@ -158,7 +158,7 @@ def test_the_default_seed_is_zero():
 
 
 def test_an_unknown_kind_gets_the_exact_list(small):
-    with pytest.raises(ValueError, match="^unknown kNN index 'annoy'; choose one of: auto, exact, hnsw, ivf$"):
+    with pytest.raises(ValueError, match="^unknown kNN index 'annoy'; choose one of: auto, exact, hnsw, hnsw_pca, ivf$"):
         NearestNeighbours.build(small[0], kind="annoy")
 
 
@@ -216,7 +216,7 @@ def test_auto_keeps_a_small_bank_exact_and_takes_the_fastest_index_that_keeps_th
     assert "exact" in timings and any(name.startswith(("hnsw", "ivf")) for name in timings)
     if report["kind"] != "exact":  # taken only because it beat exact search, as measured
         chosen = f"{report['kind']} {' '.join(f'{k} {v}' for k, v in report['setting'].items())}"
-        assert timings[chosen] < timings["exact"]
+        assert timings[chosen] < timings["exact"] and timings[chosen] == min(timings.values())
     truth = NearestNeighbours.build(bank).neighbours(probes, 1)
     assert recall_at_k(truth, index.neighbours(probes, 1)) >= 0.99
     if report["kind"] != "exact":
@@ -224,7 +224,8 @@ def test_auto_keeps_a_small_bank_exact_and_takes_the_fastest_index_that_keeps_th
         assert (loaded.neighbours(probes, 1) == index.neighbours(probes, 1)).all()
     monkeypatch.setattr(knn, "AUTO_MIN_RECALL", 1.01)  # unreachable: exact search, and the report says why
     index, report = knn.auto_index(bank, probes, 1)
-    assert index.exact is not None and report["kind"] == "exact" and len(report["refused"]) == 2
+    assert index.exact is not None and report["kind"] == "exact" and len(report["refused"]) == 3
+    assert [r.split(":")[0] for r in report["refused"]] == ["hnsw_pca dims 64", "hnsw_pca dims 16", "ivf"]
 
 
 def test_a_fit_with_auto_records_its_choice(good_images):
@@ -252,7 +253,7 @@ def test_behind_an_approximate_index_each_images_largest_distance_is_the_exact_o
     assert (refined >= truth - 1e-5).all()  # never below exact: only upper bounds or exact values
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "hnsw_pca", "ivf"])
 def test_adding_rows_to_an_index_finds_them(kind):
     bank = structured_bank(1200, dim=32, clusters=8, rank=4, seed=31)
     index = NearestNeighbours.build(bank[:1000], kind=kind)
@@ -260,3 +261,134 @@ def test_adding_rows_to_an_index_finds_them(kind):
     assert index.size == 1200
     found = index.neighbours(bank[1000:1100], 1)[:, 0]
     assert (found == np.arange(1000, 1100)).mean() > 0.95  # each added row is its own nearest neighbour
+
+
+@pytest.mark.parametrize("dims", [8, 32])
+@pytest.mark.parametrize("k", [1, 3])
+def test_pruned_exact_search_equals_exact_search(dims, k):
+    """The PCA lower bound only skips rows that cannot be neighbours: same distances and rows as
+    exact search, from any upper bound at least the exact k-th distance (here 1.5x it, and +inf)."""
+    from anomalia.core.knn import ExactSearch, PrunedExactSearch, _pretransform_of
+
+    bank = structured_bank(3000, dim=32, clusters=12, rank=6, seed=41)
+    queries = structured_bank(64, dim=32, clusters=12, rank=6, seed=42)
+    queries[:8] += 0.5  # far from every row, as an anomalous patch is: the bound prunes less there
+    index = NearestNeighbours.build(bank, kind="hnsw_pca", dims=dims)
+    pruned = PrunedExactSearch(bank, _pretransform_of(index.index))
+    want_d, want_i = ExactSearch(bank).search(queries, k)
+    for upper in (want_d[:, -1] * 1.5, np.full(len(queries), np.inf)):
+        got_d, got_i = pruned.search(queries, k, upper)
+        np.testing.assert_allclose(got_d, want_d, rtol=1e-5, atol=1e-6)
+        assert (got_i == want_i).mean() > 0.99  # only exact ties may swap
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_hnsw_pca_behind_few_dimensions_keeps_each_images_largest_distance_exact(k):
+    """A 4-of-32-dimension graph re-ranking 2 candidates misses neighbours; the refinement through
+    the pruned exact search still gives each image's maximum exactly."""
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(4000, dim=32, clusters=16, rank=4, seed=21)
+    images = structured_bank(4 * 256, dim=32, clusters=16, rank=4, seed=22).reshape(4, 256, 32)
+    poor = NearestNeighbours.build(bank, kind="hnsw_pca", dims=4)
+    knn._apply(poor, {"efSearch": 4, "k_factor": 1})
+    truth = NearestNeighbours.build(bank).search(images.reshape(-1, 32), k)[0].mean(axis=1).reshape(4, 256)
+    raw = poor.search(images.reshape(-1, 32), k)[0].mean(axis=1).reshape(4, 256)
+    assert (raw > truth + 1e-4).mean() > 0.05
+    refined = poor.search_images(images, k)[0].mean(axis=2)
+    assert isinstance(poor._refiner, knn.PrunedExactSearch)
+    np.testing.assert_allclose(refined.max(axis=1), truth.max(axis=1), rtol=1e-5)
+    assert (refined >= truth - 1e-5).all()
+
+
+def test_hnsw_pca_round_trip_keeps_its_search_settings_and_results():
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(3000, dim=64, clusters=16, rank=4, seed=51)
+    queries = structured_bank(300, dim=64, clusters=16, rank=4, seed=52)
+    for dims, setting in ((64, {"efSearch": 24}), (16, {"efSearch": 20, "k_factor": 7})):
+        index = NearestNeighbours.build(bank, kind="hnsw_pca", dims=dims)
+        knn._apply(index, setting)
+        loaded = NearestNeighbours.from_bytes(index.to_bytes(), "l2", bank=bank)
+        assert knn._hnsw_of(loaded.index).hnsw.efSearch == setting["efSearch"]
+        if "k_factor" in setting:
+            assert knn.faiss.downcast_index(loaded.index).k_factor == 7
+        assert loaded.exact is None and knn._pretransform_of(loaded.index) is not None
+        np.testing.assert_array_equal(loaded.neighbours(queries, 3), index.neighbours(queries, 3))
+        images = queries.reshape(3, 100, 64)
+        np.testing.assert_array_equal(loaded.search_images(images, 2)[0], index.search_images(images, 2)[0])
+
+
+def test_auto_takes_reduced_dimensions_only_when_the_full_graph_needs_a_high_effort(monkeypatch):
+    """The reduced-dimension graph is built when the full one needed efSearch > 32 (or failed), and
+    the faster of the two is kept; with a recall neither reaches, IVF is tried, then exact search."""
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(6000, dim=64, clusters=16, rank=4, seed=11)
+    probes = structured_bank(2048, dim=64, clusters=16, rank=4, seed=12)
+    monkeypatch.setattr(knn, "AUTO_EXACT_MAX_ROWS", 1000)
+    built = []
+    real_build = NearestNeighbours.build.__func__
+
+    def recording_build(cls, bank, **options):
+        built.append((options.get("kind"), options.get("dims")))
+        return real_build(cls, bank, **options)
+
+    monkeypatch.setattr(NearestNeighbours, "build", classmethod(recording_build))
+    monkeypatch.setattr(knn, "AUTO_TRY_REDUCED_ABOVE_EF", 10_000)  # never: one graph only
+    _, report = knn.auto_index(bank, probes, 1)
+    assert built[:2] == [("exact", None), ("hnsw_pca", 64)]
+    if report["kind"] == "hnsw_pca":  # it beat exact search: nothing else built
+        assert built == [("exact", None), ("hnsw_pca", 64)]
+    built.clear()
+    monkeypatch.setattr(knn, "AUTO_TRY_REDUCED_ABOVE_EF", 0)  # always: both graphs measured
+    index, report = knn.auto_index(bank, probes, 1)
+    assert built[:3] == [("exact", None), ("hnsw_pca", 64), ("hnsw_pca", 16)]
+    assert (("ivf", None) in built) == (report["kind"] != "hnsw_pca")  # IVF only when no graph won
+    graphs = {name: ms for name, ms in report["measured_ms"].items() if name.startswith("hnsw_pca")}
+    if report["kind"] == "hnsw_pca":
+        assert report["measured_ms"][" ".join(["hnsw_pca", *(f"{k} {v}" for k, v in report["setting"].items())])] \
+            == min(graphs.values())
+        assert report["recall_at_k"] >= 0.99
+
+
+def test_auto_falls_back_to_exact_when_no_approximate_index_keeps_the_recall(monkeypatch):
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(3000, dim=32, clusters=8, rank=4, seed=61)
+    probes = structured_bank(512, dim=32, clusters=8, rank=4, seed=62)
+    monkeypatch.setattr(knn, "AUTO_EXACT_MAX_ROWS", 1000)
+    monkeypatch.setattr(knn, "recall_at_k", lambda exact, approx: 0.5)  # every candidate misses half
+    index, report = knn.auto_index(bank, probes, 1)
+    assert index.exact is not None and report["kind"] == "exact" and report["recall_at_k"] == 1.0
+    assert len(report["refused"]) == 3 and all("0.5000 < 0.99" in line for line in report["refused"])
+
+
+def test_hnsw_pca_searches_without_torch(tmp_path):
+    """A runtime-only install (no torch) loads an ``hnsw_pca`` index and gets the same distances,
+    refinement included: faiss and numpy only."""
+    import json
+    import subprocess
+    import sys
+
+    bank = structured_bank(2000, dim=32, clusters=8, rank=4, seed=71)
+    images = structured_bank(2 * 128, dim=32, clusters=8, rank=4, seed=72).reshape(2, 128, 32)
+    index = NearestNeighbours.build(bank, kind="hnsw_pca", dims=8)
+    (tmp_path / "index").write_bytes(index.to_bytes())
+    np.save(tmp_path / "bank.npy", bank)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, json\n"
+        "sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from anomalia.core.knn import NearestNeighbours\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "bank = np.load(folder + '/bank.npy')\n"
+        "index = NearestNeighbours.from_bytes(open(folder + '/index', 'rb').read(), 'l2', bank=bank)\n"
+        "distances = index.search_images(np.load(folder + '/images.npy'), 2)[0]\n"
+        "print(json.dumps({'torch': index._refiner is None or 'torch' in sys.modules and sys.modules['torch'] is not None,"
+        " 'distances': distances.tolist()}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    answer = json.loads(done.stdout)
+    assert answer["torch"] is False
+    np.testing.assert_allclose(answer["distances"], index.search_images(images, 2)[0], rtol=1e-6)

@@ -147,3 +147,60 @@ def test_no_pickle_anywhere(saved, fitted):
     json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     for path in folder.iterdir():
         assert b"\x80\x04\x95" not in path.read_bytes()[:64]  # no pickle protocol-4 header
+
+
+def knn_config(kind: str):
+    from anomalia.core.detector import PatchCoreConfig
+
+    return PatchCoreConfig(weights="random", coreset_ratio=0.1, seed=0, holdout_fraction=0.2, knn_index=kind)
+
+
+@pytest.fixture(scope="module")
+def approximate_models(good_images, tmp_path_factory):
+    """Detectors fitted with each approximate index kind and saved: ``hnsw_pca`` (new) and the kinds
+    older folders hold (``hnsw``, ``ivf``)."""
+    from anomalia.core.detector import PatchCore
+
+    root = tmp_path_factory.mktemp("knn_models")
+    models = {}
+    for kind in ("hnsw_pca", "hnsw", "ivf"):
+        detector = PatchCore(knn_config(kind)).fit(good_images[:6])
+        save_model(detector, root / kind)
+        models[kind] = (detector, root / kind)
+    return models
+
+
+@pytest.mark.parametrize("kind", ["hnsw_pca", "hnsw", "ivf"])
+def test_approximate_indexes_load_and_score_identically(kind, approximate_models, good_test_images, defects):
+    """The index file carries the kind and its search settings; old kinds keep the brute-force
+    re-measurement of each image's largest distances, ``hnsw_pca`` the pruned one."""
+    from anomalia.core.knn import ExactSearch, PrunedExactSearch
+
+    fitted, folder = approximate_models[kind]
+    detector = load_model(folder, extractor_provider=same_extractor(fitted)).detector
+    images = good_test_images[:2] + [defects[0][0]]
+    for before, after in zip(fitted.predict(images), detector.predict(images)):
+        assert after.score == before.score
+        np.testing.assert_array_equal(after.anomaly_map, before.anomaly_map)
+    assert detector.knn_.exact is None
+    assert isinstance(detector.knn_._refiner, PrunedExactSearch if kind == "hnsw_pca" else ExactSearch)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["knn"]["kind"] == kind
+
+
+def test_auto_records_the_chosen_hnsw_pca_its_setting_and_recall(good_images, monkeypatch, tmp_path):
+    """With timings that favour it (search time is the machine's, not the test's business), ``auto``
+    keeps ``hnsw_pca``: the manifest says which dimensions and effort, and the measured recall."""
+    import anomalia.core.knn as knn
+    from anomalia.core.detector import PatchCore
+
+    monkeypatch.setattr(knn, "AUTO_EXACT_MAX_ROWS", 100)
+    monkeypatch.setattr(knn, "_search_ms", lambda index, probes, k: 1000.0 if index.exact is not None else 1.0)
+    detector = PatchCore(knn_config("auto")).fit(good_images[:6])
+    manifest = save_model(detector, tmp_path / "model")
+    report = manifest["knn"]
+    assert report["kind"] == "hnsw_pca" and report["recall_at_k"] >= 0.99
+    assert report["setting"]["dims"] == 384 and report["setting"]["efSearch"] in (16, 32, 64, 128, 256)
+    assert report["bank_rows"] == len(detector.memory_bank_)
+    loaded = load_model(tmp_path / "model", extractor_provider=same_extractor(detector)).detector
+    assert knn._hnsw_of(loaded.knn_.index).hnsw.efSearch == report["setting"]["efSearch"]
