@@ -76,7 +76,7 @@ reference: reference-venv
 # ACCURACY_ARGS, e.g. ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "paper=patch_norm=none,aggregation=3"'
 SUITE := accuracy-results/suite
 SUITE_WEIGHTS := accuracy-results/weights/resnet18_random_seed0.pt
-ACCURACY_ARGS ?= --markdown docs/ACCURACY.md --json accuracy-results/accuracy.json
+ACCURACY_ARGS ?= --seeds 0,1,2 --markdown docs/ACCURACY.md --json accuracy-results/accuracy.json
 accuracy: venv reference-venv
 	$(PY) -m anomalia.accuracy --suite $(SUITE) --build-only
 	$(REF_VENV)/bin/python tools/accuracy_reference.py --suite $(SUITE) --weights $(SUITE_WEIGHTS) \

@@ -180,7 +180,10 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
 
 def _range(spread: dict, score: str) -> str:
     low_high = spread.get(score)
-    return "-" if not low_high else f"{low_high[0]:.3f}–{low_high[1]:.3f}"
+    if not low_high:
+        return "-"
+    low, high = low_high
+    return f"{low:.3f}" if round(low, 3) == round(high, 3) else f"{low:.3f}–{high:.3f}"
 
 
 def _spread_section(results: Sequence[VariantResult], reference: Reference | None) -> list[str]:
@@ -199,7 +202,7 @@ def _spread_section(results: Sequence[VariantResult], reference: Reference | Non
              f"a few hundredths, so the table above gives means over seeds {seeds} for **{first.variant.name}**"
              + (f" and over the reference's {'/'.join(str(c) for c in sorted(set(reference.draws.values())))} "
                 f"runs" if ref_runs and reference is not None else "")
-             + "; here is each figure's min–max.", "",
+             + "; here is each figure's min–max (one value: a single run).", "",
              "| " + " | ".join(titles) + " |", "|---|" + "---:|" * (len(titles) - 1)]
     for row in first.surfaces:
         cells = [row.surface] + [_range(row.spread, s) for s in QUALITY_SCORES]
