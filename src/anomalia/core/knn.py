@@ -187,8 +187,9 @@ def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = 
                               "recall_at_k": 1.0, "k": k, "probe_patches": int(probes.shape[0])}
     if bank.shape[0] <= AUTO_EXACT_MAX_ROWS or probes.shape[0] == 0 or str(device).startswith("cuda"):
         return exact, report
+    started = time.perf_counter()  # the truth's own search is exact search's timing (one pass, not two)
     truth = exact.neighbours(probes, k)
-    exact_ms = _search_ms(exact, probes, k)
+    exact_ms = (time.perf_counter() - started) * 1000 * 1024 / probes.shape[0]
     report["measured_ms"] = {"exact": round(exact_ms, 2)}
     best: tuple[float, NearestNeighbours, dict[str, Any]] | None = None
     for kind, space, ladder in AUTO_LADDERS:
