@@ -46,8 +46,12 @@ class Reference:
         if not self.paths:
             return f"`{self.path}`"
         files = ", ".join(f"`{path}`" for path in self.paths)
-        runs = "/".join(str(count) for count in sorted(set(self.draws.values())))
-        return f"the mean of {runs} runs (seeds) per surface, from {files}"
+        return f"the mean of {self.runs} runs (seeds) per surface, from {files}"
+
+    @property
+    def runs(self) -> str:
+        """How many runs the surfaces' figures are means of, e.g. ``1/2`` (``1`` for a single file)."""
+        return "/".join(str(count) for count in sorted(set(self.draws.values()))) or "1"
 
     def weights_warning(self, ours: dict[str, str]) -> str | None:
         """A sentence when the reference names weights other than `ours` (see `weights_identity`)."""

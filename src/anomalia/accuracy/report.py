@@ -189,25 +189,23 @@ def _range(spread: dict, score: str) -> str:
 def _spread_section(results: Sequence[VariantResult], reference: Reference | None) -> list[str]:
     """Min–max over seeds of the first variant and of the reference's runs, when there were several."""
     first = results[0]
-    seeded = any(row.spread for row in first.surfaces)
-    ref_runs = reference is not None and bool(reference.spread)
-    if not (seeded or ref_runs):
+    ref_spread = reference.spread if reference is not None else {}
+    if not (any(row.spread for row in first.surfaces) or ref_spread):
         return []
     seeds = ", ".join(str(seed) for seed in first.surfaces[0].seeds) or str(first.variant.config.seed)
     titles = ["surface"] + [f"{first.variant.name}: {HEADINGS[s]}" for s in QUALITY_SCORES]
-    if ref_runs:
+    if ref_spread:
         titles += [f"ref: {HEADINGS[s]}" for s in QUALITY_SCORES]
     lines = ["### Spread over seeds", "",
              f"One coreset draw (its start point, and ours also the holdout split) moves a surface's figures by "
              f"a few hundredths, so the table above gives means over seeds {seeds} for **{first.variant.name}**"
-             + (f" and over the reference's {'/'.join(str(c) for c in sorted(set(reference.draws.values())))} "
-                f"runs" if ref_runs and reference is not None else "")
+             + (f" and over the reference's {reference.runs} runs" if ref_spread and reference is not None else "")
              + "; here is each figure's min–max (one value: a single run).", "",
              "| " + " | ".join(titles) + " |", "|---|" + "---:|" * (len(titles) - 1)]
     for row in first.surfaces:
         cells = [row.surface] + [_range(row.spread, s) for s in QUALITY_SCORES]
-        if ref_runs and reference is not None:
-            cells += [_range(reference.spread.get(row.surface, {}), s) for s in QUALITY_SCORES]
+        if ref_spread:
+            cells += [_range(ref_spread.get(row.surface, {}), s) for s in QUALITY_SCORES]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
