@@ -127,8 +127,10 @@ def _suite_section(suite: Suite) -> list[str]:
              f"{len(spec.surfaces)} surfaces of {spec.size} x {spec.size} px, each with {spec.n_train} good "
              f"training images, {spec.n_test_good} good test images and {spec.n_defect} defect images (kinds "
              "dealt in turn, small and large alternating), with 0/255 masks, in the MVTec AD folder layout. "
-             f"Everything follows from seed {spec.seed}: a rebuild is bit-identical, and `suite.json` holds a "
-             f"hash over every pixel (`{suite.hash}`).", "",
+             f"Everything follows from seed {spec.seed}: a rebuild on the same kind of CPU is bit-identical, and "
+             f"`suite.json` holds a hash over every pixel (`{suite.hash}`). NumPy's and OpenCV's vectorised "
+             "maths round a few values differently with and without AVX-512, so another CPU can build a suite "
+             "with another hash (an AVX2 machine did); a reference is only compared on its own suite's hash.", "",
              "| surface | family | colour | what it shows |", "|---|---|---|---|"]
     for name in spec.surfaces:
         surface = get_surface(name)
