@@ -225,7 +225,7 @@ def test_auto_keeps_a_small_bank_exact_and_takes_the_fastest_index_that_keeps_th
     monkeypatch.setattr(knn, "AUTO_MIN_RECALL", 1.01)  # unreachable: exact search, and the report says why
     index, report = knn.auto_index(bank, probes, 1)
     assert index.exact is not None and report["kind"] == "exact" and len(report["refused"]) == 3
-    assert [r.split(":")[0] for r in report["refused"]] == ["hnsw_pca dims 64", "hnsw_pca dims 16", "ivf"]
+    assert [r.split(":")[0] for r in report["refused"]] == ["hnsw_pca dims 16", "hnsw_pca dims 64", "ivf"]
 
 
 def test_a_fit_with_auto_records_its_choice(good_images):
@@ -267,7 +267,8 @@ def test_adding_rows_to_an_index_finds_them(kind):
 @pytest.mark.parametrize("k", [1, 3])
 def test_pruned_exact_search_equals_exact_search(dims, k):
     """The PCA lower bound only skips rows that cannot be neighbours: same distances and rows as
-    exact search, from any upper bound at least the exact k-th distance (here 1.5x it, and +inf)."""
+    exact search, from any upper bound at least the exact k-th distance (here exactly it, 1.5x it, and
+    +inf: float32 rounding of the bound must never drop the true neighbour)."""
     from anomalia.core.knn import ExactSearch, PrunedExactSearch, _pretransform_of
 
     bank = structured_bank(3000, dim=32, clusters=12, rank=6, seed=41)
@@ -276,7 +277,7 @@ def test_pruned_exact_search_equals_exact_search(dims, k):
     index = NearestNeighbours.build(bank, kind="hnsw_pca", dims=dims)
     pruned = PrunedExactSearch(bank, _pretransform_of(index.index))
     want_d, want_i = ExactSearch(bank).search(queries, k)
-    for upper in (want_d[:, -1] * 1.5, np.full(len(queries), np.inf)):
+    for upper in (want_d[:, -1], want_d[:, -1] * 1.5, np.full(len(queries), np.inf)):
         got_d, got_i = pruned.search(queries, k, upper)
         np.testing.assert_allclose(got_d, want_d, rtol=1e-5, atol=1e-6)
         assert (got_i == want_i).mean() > 0.99  # only exact ties may swap
@@ -319,9 +320,9 @@ def test_hnsw_pca_round_trip_keeps_its_search_settings_and_results():
         np.testing.assert_array_equal(loaded.search_images(images, 2)[0], index.search_images(images, 2)[0])
 
 
-def test_auto_takes_reduced_dimensions_only_when_the_full_graph_needs_a_high_effort(monkeypatch):
-    """The reduced-dimension graph is built when the full one needed efSearch > 32 (or failed), and
-    the faster of the two is kept; with a recall neither reaches, IVF is tried, then exact search."""
+def test_auto_builds_the_full_graph_only_when_the_reduced_one_needs_a_high_effort(monkeypatch):
+    """The reduced-dimension graph comes first; the full one is built when it needed efSearch > 32 (or
+    failed), and the faster of the two is kept; with a recall neither reaches, IVF, then exact search."""
     import anomalia.core.knn as knn
 
     bank = structured_bank(6000, dim=64, clusters=16, rank=4, seed=11)
@@ -335,15 +336,15 @@ def test_auto_takes_reduced_dimensions_only_when_the_full_graph_needs_a_high_eff
         return real_build(cls, bank, **options)
 
     monkeypatch.setattr(NearestNeighbours, "build", classmethod(recording_build))
-    monkeypatch.setattr(knn, "AUTO_TRY_REDUCED_ABOVE_EF", 10_000)  # never: one graph only
+    monkeypatch.setattr(knn, "AUTO_TRY_NEXT_ABOVE_EF", 10_000)  # never: one graph only
     _, report = knn.auto_index(bank, probes, 1)
-    assert built[:2] == [("exact", None), ("hnsw_pca", 64)]
+    assert built[:2] == [("exact", None), ("hnsw_pca", 16)]
     if report["kind"] == "hnsw_pca":  # it beat exact search: nothing else built
-        assert built == [("exact", None), ("hnsw_pca", 64)]
+        assert built == [("exact", None), ("hnsw_pca", 16)]
     built.clear()
-    monkeypatch.setattr(knn, "AUTO_TRY_REDUCED_ABOVE_EF", 0)  # always: both graphs measured
+    monkeypatch.setattr(knn, "AUTO_TRY_NEXT_ABOVE_EF", 0)  # always: both graphs measured
     index, report = knn.auto_index(bank, probes, 1)
-    assert built[:3] == [("exact", None), ("hnsw_pca", 64), ("hnsw_pca", 16)]
+    assert built[:3] == [("exact", None), ("hnsw_pca", 16), ("hnsw_pca", 64)]
     assert (("ivf", None) in built) == (report["kind"] != "hnsw_pca")  # IVF only when no graph won
     graphs = {name: ms for name, ms in report["measured_ms"].items() if name.startswith("hnsw_pca")}
     if report["kind"] == "hnsw_pca":

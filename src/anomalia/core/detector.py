@@ -116,7 +116,9 @@ class PatchCore:
         self.weights_fingerprint_ = extractor.fingerprint
         self.probe_patches_ = (np.concatenate(probes) if probes
                                else np.empty((0, self.memory_bank_.shape[1]), np.float32))
+        started = time.perf_counter()
         self.knn_ = self._index(self.memory_bank_)
+        timings["index_s"] = time.perf_counter() - started
         self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
         if stage and len(holdout):
             stage("holdout")

@@ -127,8 +127,9 @@ def _hnsw_of(index: Any) -> Any:
     return faiss.downcast_index(pre.index if pre is not None else index)
 
 
-REFINE_BLOCK = 8
-"""Patches per image re-measured exactly at a time behind an approximate index."""
+REFINE_BLOCK = 32
+"""Most patches per image re-measured exactly at a time behind an approximate index (blocks of 1, 2,
+4, … up to this: the highest patch alone settles the maximum when the index found its neighbour)."""
 QUERY_BLOCK_ELEMENTS = 1 << 24
 """Largest ``queries × bank`` distance block held at once (64 MiB in fp32), whatever the bank size."""
 
@@ -138,18 +139,19 @@ AUTO_EXACT_MAX_ROWS = 4096
 AUTO_MIN_RECALL = 0.99
 Setting = dict[str, int]
 AUTO_LADDERS: tuple[tuple[str, str, tuple[Setting, ...]], ...] = (
-    ("hnsw_pca", "all", tuple({"efSearch": e} for e in (16, 32, 64, 128, 256))),
     ("hnsw_pca", "reduced", tuple({"efSearch": e, "k_factor": f} for e, f in
-                                  ((16, 16), (32, 16), (64, 16), (64, 32), (128, 32)))),
+                                  ((16, 8), (16, 16), (32, 16), (64, 16), (64, 32), (128, 32)))),
+    ("hnsw_pca", "all", tuple({"efSearch": e} for e in (16, 32, 64, 128, 256))),
     ("ivf", "", tuple({"nprobe": n} for n in (8, 16, 32, 64, 128))),
 )
 """``knn_index="auto"``: approximate searches tried in turn, each with its search effort raised until
-the recall holds. ``hnsw_pca`` on ``all`` the bank's dimensions is HNSW on the rotated bank (the old
-``hnsw`` search, plus the rotation that makes the exact re-measurement cheap); on ``reduced`` ones
-(:func:`reduced_dims`, 96 of 384) with a full-vector re-ranking it comes next, tried only when the first
-needed an ``efSearch`` above :data:`AUTO_TRY_REDUCED_ABOVE_EF` (it won at 50 k rows and lost the recall
-at 200 k on resnet18 patches), and the faster one is kept. IVF only when no HNSW reaches the recall."""
-AUTO_TRY_REDUCED_ABOVE_EF = 32
+the recall holds. ``hnsw_pca`` on ``reduced`` dimensions (:func:`reduced_dims`, 96 of 384) with a
+full-vector re-ranking of ``k_factor`` candidates comes first: on fitted resnet18 banks of 50 k and
+200 k rows it kept recall@1 ≥ 0.995 at ``efSearch`` 16 with 8 candidates, in half the search time and
+half the build time of the graph on all 384 dimensions. That graph (HNSW on the rotated bank) is
+built next only when the first needed an ``efSearch`` above :data:`AUTO_TRY_NEXT_ABOVE_EF` or missed
+the recall, and the faster of the two is kept. IVF only when no HNSW reaches the recall."""
+AUTO_TRY_NEXT_ABOVE_EF = 32
 
 
 def _apply(index: "NearestNeighbours", setting: Setting) -> None:
@@ -193,7 +195,7 @@ def auto_index(bank: np.ndarray, probes: np.ndarray, k: int, *, distance: str = 
     report["measured_ms"] = {"exact": round(exact_ms, 2)}
     best: tuple[float, NearestNeighbours, dict[str, Any]] | None = None
     for kind, space, ladder in AUTO_LADDERS:
-        if best is not None and (kind == "ivf" or best[2]["setting"].get("efSearch", 0) <= AUTO_TRY_REDUCED_ABOVE_EF):
+        if best is not None and (kind == "ivf" or best[2]["setting"].get("efSearch", 0) <= AUTO_TRY_NEXT_ABOVE_EF):
             break
         dims = bank.shape[1] if space == "all" else reduced_dims(bank.shape[1])
         candidate = NearestNeighbours.build(bank, kind=kind, distance=distance, seed=seed,
@@ -297,8 +299,9 @@ class PrunedExactSearch:
     ``‖q − b‖² ≥ ‖P(q − b)‖² + (r(q) − r(b))²`` (Pythagoras, then the reverse triangle inequality on
     the remainder). A bank row whose bound exceeds an upper bound of the query's k-th distance (an
     approximate search's, which found real rows) cannot be among its k nearest; the others are
-    measured directly, as :class:`ExactSearch` measures its chosen neighbours. The bound reads an
-    ``N × 32`` copy of the bank in place of ``N × 384``; numpy only.
+    measured directly, as :class:`ExactSearch` measures its chosen neighbours. The bound is a squared
+    distance between ``(P(x − mean), r(x))`` points: one matmul over an ``N × 33`` float32 copy of the
+    bank in place of ``N × 384``; numpy only.
     """
 
     SLACK = 1e-5
@@ -310,8 +313,17 @@ class PrunedExactSearch:
         self.vectors = np.ascontiguousarray(bank, dtype=np.float32)
         self.mean = faiss.vector_to_array(pca.mean).astype(np.float64)
         self.axes = faiss.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in)[:dims].T.astype(np.float64)
-        self.low, self.rest, self.total = self._project(self.vectors)
-        self.low_norms = (self.low * self.low).sum(axis=1)
+        low, rest, total = self._project(self.vectors)
+        # The bound is a squared distance between (P(x − mean), r(x)) points: one float32 matvec per
+        # query, over the rows sorted by their first coordinate, of which a query reads only the slab
+        # |first(q) − first(b)|² ≤ its limit (a fifth of a 200 k bank, for the highest patches).
+        points = np.hstack([low, rest[:, None].astype(np.float32)])
+        self.order = np.argsort(points[:, 0], kind="stable")
+        self.points = np.ascontiguousarray(points[self.order])
+        self.first = np.ascontiguousarray(self.points[:, 0])
+        self.offsets = ((self.points.astype(np.float64) ** 2).sum(axis=1)
+                        - self.SLACK * total[self.order]).astype(np.float32)
+        self.largest_total = float(total.max(initial=0.0))
 
     def _project(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coordinates on the axes (float32), norm of the remainder and squared norm of ``x − mean``
@@ -331,12 +343,18 @@ class PrunedExactSearch:
         distances at least each query's exact k-th one (e.g. the k-th an approximate search found)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         low, rest, total = self._project(queries)
-        bound = ((low * low).sum(axis=1)[:, None] + self.low_norms[None, :] - 2.0 * (low @ self.low.T)
-                 + (rest[:, None] - self.rest[None, :]) ** 2)
-        slack = self.SLACK * (total[:, None] + self.total[None, :])
+        points = np.hstack([low, rest[:, None].astype(np.float32)])
+        upper = np.asarray(upper, dtype=np.float64)
+        # bound − slack ≤ upper, with the query's own terms moved to the right-hand side
+        limits = (upper + self.SLACK * total - (points.astype(np.float64) ** 2).sum(axis=1)).astype(np.float32)
+        # first-coordinate gap² ≤ bound ≤ upper + slack: the slab of sorted rows worth reading
+        reach = np.sqrt(np.maximum(upper + self.SLACK * (total + self.largest_total), 0.0)) * (1 + self.SLACK)
         found_d, found_i = [], []
         for i, query in enumerate(queries):
-            rows = np.flatnonzero(bound[i] - slack[i] <= upper[i])
+            lo = int(np.searchsorted(self.first, points[i, 0] - reach[i], side="left"))
+            hi = int(np.searchsorted(self.first, points[i, 0] + reach[i], side="right"))
+            slab = self.offsets[lo:hi] - 2.0 * (self.points[lo:hi] @ points[i]) <= limits[i]
+            rows = np.sort(self.order[lo + np.flatnonzero(slab)])
             if rows.size < k:  # cannot happen with a true upper bound; search it all rather than fail
                 rows = np.arange(self.vectors.shape[0])
             direct = ((self.vectors[rows] - query[None, :]) ** 2).sum(axis=1)
@@ -435,8 +453,8 @@ class NearestNeighbours:
 
         An approximate index can only miss a neighbour, so its distances are upper bounds of the
         exact ones, and a missed neighbour shows up as a falsely high patch: the very patch an image
-        score reads. Here each image's highest patches are searched again exactly, in blocks of
-        :data:`REFINE_BLOCK`, until the highest re-measured one is at least every distance not yet
+        score reads. Here each image's highest patches are searched again exactly, in growing blocks
+        (:data:`REFINE_BLOCK`), until the highest re-measured one is at least every distance not yet
         re-measured: the largest patch distance is then the exact search's. Behind ``hnsw_pca`` that
         exact search skips the bank rows a lower bound rules out (:class:`PrunedExactSearch`).
         """
@@ -451,15 +469,17 @@ class NearestNeighbours:
         refiner = self._exact_refiner()
         for image in range(b):
             order = np.argsort(-distances[image].mean(axis=1))
-            for start in range(0, p, REFINE_BLOCK):
-                block = order[start:start + REFINE_BLOCK]
+            start, size = 0, 1
+            while start < p:
+                block = order[start:start + size]
                 if isinstance(refiner, PrunedExactSearch):
                     exact_squared, rows = refiner.search(embeddings[image, block], k, squared[image, block, -1])
                 else:
                     exact_squared, rows = refiner.search(embeddings[image, block], k)
                 distances[image, block], ids[image, block] = self.from_squared(exact_squared), rows
-                rest = order[start + REFINE_BLOCK:]
-                done = distances[image, order[:start + REFINE_BLOCK]].mean(axis=1).max()
+                start, size = start + size, min(2 * size, REFINE_BLOCK)
+                rest = order[start:]
+                done = distances[image, order[:start]].mean(axis=1).max()
                 if rest.size == 0 or done >= distances[image, rest].mean(axis=1).max():
                     break
         return distances, ids
