@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from anomalia import __version__
-from anomalia.core.config import COLOR_MODES, DISTANCES, MODES, PATCH_NORMS, SCORE_METHODS, PatchCoreConfig
+from anomalia.core.config import (BACKBONE_AGGREGATION, COLOR_MODES, DISTANCES, MODES, PATCH_NORMS, SCORE_METHODS,
+                                   PatchCoreConfig)
 from anomalia.core.features import available_backbones
 
 EXIT_USAGE = 2
@@ -52,13 +53,15 @@ def _add_fit(commands) -> None:
     fit.add_argument("--knn-k", type=int, default=defaults.knn_k, help="neighbours averaged per patch distance")
     fit.add_argument("--patch-norm", default=defaults.patch_norm, choices=PATCH_NORMS,
                      help="none keeps feature magnitude; l2 puts patches on the unit sphere")
-    fit.add_argument("--aggregation", type=int, default=defaults.aggregation,
-                     help="k×k neighbourhood averaged per backbone layer (1 = off)")
+    fit.add_argument("--aggregation", type=int, default=0,
+                     help="k×k neighbourhood averaged per backbone layer (1 = off; default: the backbone's, "
+                     + ", ".join(f"{name} {size}" for name, size in BACKBONE_AGGREGATION.items()) + ")")
     fit.add_argument("--stride", type=int, default=defaults.stride)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--color", default=defaults.color, choices=COLOR_MODES)
     fit.add_argument("--knn-index", default=defaults.knn_index,
-                     help="auto (exact up to 32 768 bank rows, else IVF at measured recall >= 0.99) | exact | hnsw | ivf")
+                     help="auto (exact up to 4 096 bank rows, else the fastest of hnsw_pca / hnsw_pca on 96 "
+                     "dimensions / ivf at measured recall >= 0.99) | exact | hnsw | hnsw_pca | ivf")
     fit.add_argument("--distance", default=defaults.distance, choices=DISTANCES)
     fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=SCORE_METHODS)
     fit.add_argument("--score-k", type=int, default=defaults.score_k,

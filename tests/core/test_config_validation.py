@@ -45,7 +45,7 @@ def test_an_unknown_backbone_lists_the_registered_ones():
 @pytest.mark.parametrize("field", ["img_size", "knn_k", "stride", "batch_size", "coreset_chunk_patches", "score_k",
                                    "aggregation"])
 def test_counts_must_be_positive_integers(field):
-    for bad in (0, -1, 2.0):
+    for bad in ((-1, 2.0) if field == "aggregation" else (0, -1, 2.0)):  # aggregation 0: the backbone's
         with pytest.raises(ValueError) as error:
             dataclasses.replace(OK, **{field: bad}).validate()
         assert str(error.value) == f"{field} must be a positive integer; got {bad!r}"
@@ -89,3 +89,14 @@ def test_device_names_are_resolved_or_refused():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda:0")
+
+
+def test_aggregation_zero_is_the_backbones_default_and_is_recorded_resolved():
+    from anomalia.core.config import BACKBONE_AGGREGATION, PatchCoreConfig
+
+    assert PatchCoreConfig().aggregation == BACKBONE_AGGREGATION["resnet18"] == 3
+    dinov2 = PatchCoreConfig(backbone="dinov2_vits14")
+    assert dinov2.aggregation == BACKBONE_AGGREGATION["dinov2_vits14"] == 1
+    assert dinov2.to_dict()["aggregation"] == 1 and dinov2.embedding()["aggregation"] == 1
+    assert PatchCoreConfig(backbone="dinov2_vits14", aggregation=3).aggregation == 3  # asked for: kept
+    assert PatchCoreConfig(**dinov2.to_dict()) == dinov2  # a manifest's config loads as saved

@@ -41,7 +41,7 @@ def test_patch_norm_none_keeps_magnitude_and_l2_removes_it():
 
 @pytest.mark.parametrize("change, message", [
     ({"aggregation": 2}, "odd window"),
-    ({"aggregation": 0}, "positive integer"),
+    ({"aggregation": -3}, "positive integer"),
     ({"distance": "cosine", "patch_norm": "none"}, "needs patch_norm 'l2'"),
     ({"score_method": "mean"}, "score_method must be one of max, p99, reweighted"),
     ({"score_k": 0}, "positive integer"),
