@@ -353,6 +353,26 @@ def test_auto_builds_the_full_graph_only_when_the_reduced_one_needs_a_high_effor
         assert report["recall_at_k"] >= 0.99
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_truth_auto_measures_recall_against_is_exact_search(k):
+    """``auto`` takes its truth through the first graph's PCA bound, not a full exact search: it must
+    be exact search's neighbours all the same (a wrong truth would pass or fail any index)."""
+    import anomalia.core.knn as knn
+
+    bank = structured_bank(6000, dim=64, clusters=16, rank=4, seed=71)
+    probes = structured_bank(1500, dim=64, clusters=16, rank=4, seed=72)
+    probes[:100] += 0.3  # far from the bank, as an anomalous patch is
+    exact = NearestNeighbours.build(bank)
+    graph = NearestNeighbours.build(bank, kind="hnsw_pca", dims=16)
+    knn._apply(graph, {"efSearch": 8, "k_factor": 1})  # a poor search: loose upper bounds
+    truth = knn._true_neighbours(graph, exact, probes, k)
+    want_d, want_i = exact.search(probes, k)
+    got_d = np.sqrt(((bank[truth] - probes[:, None, :]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-5, atol=1e-6)
+    assert (truth == want_i).mean() > 0.99  # only exact ties may swap
+    assert isinstance(graph._refiner, knn.PrunedExactSearch)  # kept for the first predict
+
+
 def test_auto_falls_back_to_exact_when_no_approximate_index_keeps_the_recall(monkeypatch):
     import anomalia.core.knn as knn
 
