@@ -33,6 +33,7 @@ import numpy as np
 import structlog
 import torch
 
+from anomalia.accuracy.runner import machine_info
 from anomalia.core.detector import PatchCore, PatchCoreConfig
 from anomalia.core.features.base import FeatureExtractor
 from anomalia.core.image import decode_image, to_model_input
@@ -363,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # figures only
     out: dict = {"threads": torch.get_num_threads()}
     threads = torch.get_num_threads()
+    out["machine"] = machine = machine_info()
     print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {threads} thread{'s' * (threads > 1)}")
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
+          + (f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"))
     print(f"{'figure':44s} {'min':>8s} {'median':>8s} {'max':>8s}")
 
     if args.sweep_only:

@@ -321,8 +321,9 @@ class PrunedExactSearch:
     the remainder). A bank row whose bound exceeds an upper bound of the query's k-th distance (an
     approximate search's, which found real rows) cannot be among its k nearest; the others are
     measured directly, as :class:`ExactSearch` measures its chosen neighbours. The bound is a squared
-    distance between ``(P(x − mean), r(x))`` points: one matmul over an ``N × 33`` float32 copy of the
-    bank in place of ``N × 384``; numpy only.
+    distance between ``(P(x − mean), r(x))`` points, held as an ``N × 33`` float32 copy of the bank
+    sorted by its first coordinate; a query reads only the slab of rows whose first-coordinate gap
+    alone does not rule them out; numpy only.
     """
 
     SLACK = 1e-5
