@@ -79,8 +79,8 @@ def _fit_child(n_images: int, knn_index: str, queue) -> None:
     detector.fit(train)
     elapsed = time.perf_counter() - started
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    queue.put({"fit_s": elapsed, "build_extractor_s": building, "peak_rss_gb": peak_gb, "bank": int(detector.memory_bank_.shape[0]),
-               "knn": detector.knn_report_,
+    queue.put({"fit_s": elapsed, "build_extractor_s": building, "peak_rss_gb": peak_gb,
+               "bank": int(detector.memory_bank_.shape[0]), "knn": detector.knn_report_,
                **{k: round(v, 3) for k, v in detector.fit_timings_.items()}})
 
 
@@ -368,9 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[THREADS_ENV] = str(args.threads)
     set_threads()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # figures only
-    out: dict = {"threads": torch.get_num_threads()}
     threads = torch.get_num_threads()
-    out["machine"] = machine = machine_info()
+    machine = machine_info()
+    out: dict = {"threads": threads, "machine": machine}
     print(f"anomalia bench — resnet18 layer2+3, 256 px, coreset 10 %, {threads} thread{'s' * (threads > 1)}")
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
           + (f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"))

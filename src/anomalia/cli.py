@@ -60,8 +60,8 @@ def _add_fit(commands) -> None:
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--color", default=defaults.color, choices=COLOR_MODES)
     fit.add_argument("--knn-index", default=defaults.knn_index,
-                     help="auto (exact up to 4 096 bank rows, else the fastest of hnsw_pca / hnsw_pca on 96 "
-                     "dimensions / ivf at measured recall >= 0.99) | exact | hnsw | hnsw_pca | ivf")
+                     help="auto (exact up to 4 096 bank rows, else hnsw_pca on 96 dimensions with a re-rank, "
+                     "on all dimensions, or ivf: the fastest at measured recall >= 0.99) | exact | hnsw | hnsw_pca | ivf")
     fit.add_argument("--distance", default=defaults.distance, choices=DISTANCES)
     fit.add_argument("--score", dest="score_method", default=defaults.score_method, choices=SCORE_METHODS)
     fit.add_argument("--score-k", type=int, default=defaults.score_k,
