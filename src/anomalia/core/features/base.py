@@ -24,7 +24,9 @@ class FeatureExtractor(nn.Module):
 
     ``aggregation`` is a k×k average over neighbouring cells of each layer at its own
     resolution (PatchCore eq. 2); it is a model property, not the backbone's, so one
-    loaded backbone serves models built with different windows.
+    loaded backbone serves models built with different windows. A backbone implements
+    ``layer_maps`` (the trunk's pass) and ``join`` (windows, resizing, concatenation), so a
+    fit that compares windows runs the trunk once for all of them.
     """
 
     name: str
@@ -60,13 +62,29 @@ class FeatureExtractor(nn.Module):
         """Where the trunk's parameters live (``cpu``, ``cuda:0``)."""
         return str(next(self.parameters()).device)
 
+    def forward(self, images: torch.Tensor, aggregation: int = 1) -> torch.Tensor:
+        return self.join(self.layer_maps(images), aggregation)
+
+    def layer_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The trunk's raw feature maps, before any window is applied."""
+        raise NotImplementedError
+
+    def join(self, maps: tuple[torch.Tensor, ...], aggregation: int) -> torch.Tensor:
+        """``layer_maps``' output → ``(B, C, h, w)`` patch features with a ``aggregation`` window."""
+        raise NotImplementedError
+
     def patch_embeddings(self, batch: np.ndarray, *, aggregation: int, stride: int, norm: str) -> np.ndarray:
         """``(B, 3, S, S)`` normalised float32 → ``(B, h, w, C)`` embeddings (the :class:`Extractor` contract)."""
+        return self.patch_embeddings_by_window(batch, windows=(aggregation,), stride=stride, norm=norm)[aggregation]
+
+    def patch_embeddings_by_window(self, batch: np.ndarray, *, windows: tuple[int, ...], stride: int,
+                                   norm: str) -> dict[int, np.ndarray]:
+        """The embeddings of one batch for each aggregation window, from a single trunk pass."""
         from anomalia.core.memory_bank import patch_embeddings
 
         with torch.inference_mode():
-            features = self(torch.from_numpy(batch).to(self.device), aggregation)
-        return patch_embeddings(features.cpu(), stride, norm)
+            maps = self.layer_maps(torch.from_numpy(batch).to(self.device))
+            return {window: patch_embeddings(self.join(maps, window).cpu(), stride, norm) for window in windows}
 
     def export_context(self, img_size: int) -> contextlib.AbstractContextManager:
         """Held while the trunk is traced for export at ``img_size``: a backbone whose forward pass

@@ -31,14 +31,16 @@ class DinoV2Patches(FeatureExtractor):
                          weights)
         self.vit = vit
 
-    def forward(self, images: torch.Tensor, aggregation: int = 1) -> torch.Tensor:
+    def layer_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         h, w = images.shape[-2] // 14, images.shape[-1] // 14
         if (h * 14, w * 14) != tuple(images.shape[-2:]):
             # 14-px patches must tile the input: resize to the grid ``output_grid`` promises (256 → 252).
             images = F.interpolate(images, size=(h * 14, w * 14), mode="bilinear", align_corners=False)
         tokens = self.vit.forward_features(images)[:, self.vit.num_prefix_tokens :]
-        grid = tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
-        return aggregate(grid, aggregation).contiguous()
+        return (tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2),)
+
+    def join(self, maps: tuple[torch.Tensor, ...], aggregation: int) -> torch.Tensor:
+        return aggregate(maps[0], aggregation).contiguous()
 
     @contextlib.contextmanager
     def export_context(self, img_size: int) -> Iterator[None]:

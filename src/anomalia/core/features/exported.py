@@ -133,6 +133,12 @@ class ExportedExtractor:
             embeddings = embeddings[:, ::stride, ::stride]
         return np.ascontiguousarray(embeddings, dtype=np.float32)
 
+    def patch_embeddings_by_window(self, batch: np.ndarray, *, windows: tuple[int, ...], stride: int,
+                                   norm: str) -> dict[int, np.ndarray]:
+        """An exported graph has its window built in: only that one can be asked for."""
+        return {window: self.patch_embeddings(batch, aggregation=window, stride=stride, norm=norm)
+                for window in windows}
+
 
 def create_runtime_extractor(runtime: str, graph: ExportedGraph) -> ExportedExtractor:
     """Compile ``graph`` for ``runtime``; a runtime that is not installed says how to get it."""

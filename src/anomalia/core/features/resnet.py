@@ -39,10 +39,12 @@ class ResNetLayer23(FeatureExtractor):
         self.to_layer2: nn.Module = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
         self.layer3: nn.Module = net.layer3
 
-    def forward(self, images: torch.Tensor, aggregation: int = 1) -> torch.Tensor:
+    def layer_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         f2 = self.to_layer2(images)
-        f3 = aggregate(self.layer3(f2), aggregation)
-        f2 = aggregate(f2, aggregation)
+        return f2, self.layer3(f2)
+
+    def join(self, maps: tuple[torch.Tensor, ...], aggregation: int) -> torch.Tensor:
+        f2, f3 = (aggregate(f, aggregation) for f in maps)
         f3 = F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([f2, f3], dim=1)
 
