@@ -56,7 +56,8 @@ def test_fit_records_the_embedding_options_it_was_given(workspace, tmp_path):
     options = ["--patch-norm", "l2", "--aggregation", "5", "--knn-k", "2", "--score", "reweighted", "--score-k", "4"]
     code, out, err = run(["fit", workspace["dataset"] / "train" / "good", "--out", tmp_path / "m", *FIT, *options])
     assert code == 0, err
-    expected = {"patch_norm": "l2", "aggregation": 5, "knn_k": 2, "score_method": "reweighted", "score_k": 4}
+    expected = {"patch_norm": "l2", "aggregation": 5, "aggregation_choice": "fixed", "knn_k": 2,
+                "score_method": "reweighted", "score_k": 4}
     assert json_lines(out)[0]["embedding"] == expected
     assert load_model(tmp_path / "m").detector.config.embedding() == expected
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from anomalia import __version__
-from anomalia.core.config import (BACKBONE_AGGREGATION, COLOR_MODES, DISTANCES, MODES, PATCH_NORMS, SCORE_METHODS,
-                                   PatchCoreConfig)
+from anomalia.core.config import (AGGREGATION_CHOICES, BACKBONE_AGGREGATION, COLOR_MODES, DISTANCES, MODES,
+                                   PATCH_NORMS, SCORE_METHODS, PatchCoreConfig)
 from anomalia.core.features import available_backbones
 
 EXIT_USAGE = 2
@@ -56,6 +56,9 @@ def _add_fit(commands) -> None:
     fit.add_argument("--aggregation", type=int, default=0,
                      help="k×k neighbourhood averaged per backbone layer (1 = off; default: the backbone's, "
                      + ", ".join(f"{name} {size}" for name, size in BACKBONE_AGGREGATION.items()) + ")")
+    fit.add_argument("--aggregation-choice", choices=AGGREGATION_CHOICES, default=defaults.aggregation_choice,
+                     help="fixed: keep --aggregation (default); fit: judge windows 1 and 3 on defects painted into "
+                     "held-out good images and keep the better (about twice the fit time; README, Accuracy)")
     fit.add_argument("--stride", type=int, default=defaults.stride)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--color", default=defaults.color, choices=COLOR_MODES)
@@ -188,6 +191,7 @@ def cmd_fit(args) -> int:
         knn_k=args.knn_k, stride=args.stride, seed=args.seed, color=args.color, knn_index=args.knn_index,
         distance=args.distance, score_method=args.score_method, holdout_fraction=args.holdout_fraction,
         batch_size=args.batch_size, patch_norm=args.patch_norm, aggregation=args.aggregation,
+        aggregation_choice=args.aggregation_choice,
         score_k=args.score_k).validate()
     images = good_images(args.good_dir)
     _warn_weights(config)

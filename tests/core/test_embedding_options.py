@@ -85,7 +85,7 @@ def test_density_weight_is_one_when_the_support_is_uniform_and_grows_when_it_is_
 @pytest.fixture(scope="module")
 def paper_model(good_images):
     config = PatchCoreConfig(weights="random", coreset_ratio=0.1, seed=0, patch_norm="none", aggregation=3,
-                             knn_k=1, score_method="reweighted", score_k=5)
+                             aggregation_choice="fixed", knn_k=1, score_method="reweighted", score_k=5)
     return PatchCore(config).fit(good_images[:8])
 
 
@@ -112,8 +112,8 @@ def test_options_are_recorded_and_honoured_after_loading(paper_model, tmp_path, 
     folder = tmp_path / "model"
     manifest = save_model(paper_model, folder)
     assert manifest["schema_version"] == SCHEMA_VERSION == 2
-    assert manifest["embedding"] == {"patch_norm": "none", "aggregation": 3, "knn_k": 1,
-                                     "score_method": "reweighted", "score_k": 5}
+    assert manifest["embedding"] == {"patch_norm": "none", "aggregation": 3, "aggregation_choice": "fixed",
+                                     "knn_k": 1, "score_method": "reweighted", "score_k": 5}
     assert manifest["embedding_version"] == "resnet18_layer2_3_concat_agg3_none_rgb_imagenet_v1"
     loaded = load_model(folder, extractor_provider=lambda config: paper_model.extractor).detector
     assert loaded.config == paper_model.config

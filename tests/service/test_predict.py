@@ -40,7 +40,8 @@ def test_health_has_the_seed_fields_and_the_audit_fields(client, fitted):
     assert (body["img_size"], body["knn_k"], body["ignore_border_pct"], body["roi_path"]) == (256, fitted.config.knn_k,
                                                                                           0.0, None)
     assert body["embedding"] == fitted.config.embedding() == {
-        "patch_norm": "none", "aggregation": 3, "knn_k": 1, "score_method": "max", "score_k": 9}
+        "patch_norm": "none", "aggregation": 3, "aggregation_choice": "fixed", "knn_k": 1, "score_method": "max",
+        "score_k": 9}
     assert body["threshold"] == pytest.approx(fitted.threshold_)
     assert body["backbone"] == "resnet18" and body["weights"] == "random"
     assert body["weights_fingerprint"] == fitted.weights_fingerprint_

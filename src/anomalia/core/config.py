@@ -18,6 +18,7 @@ NORMALISATIONS = ("imagenet", "unit")
 DISTANCES = ("l2", "cosine")
 MAP_ALIGNMENTS = ("receptive_field", "resize")
 PATCH_NORMS = ("none", "l2")
+AGGREGATION_CHOICES = ("fit", "fixed")
 SCORE_METHODS = ("max", "p99", "reweighted")
 DEFAULT_CHUNK_PATCHES = 16384
 
@@ -48,6 +49,9 @@ class PatchCoreConfig:
     ``aggregation`` averages each backbone layer over a k×k cell window before the
     layers are joined (PatchCore's locally aware features, eq. 2; 1 = off; 0 = the
     backbone's default, :data:`BACKBONE_AGGREGATION`, resolved when the config is made);
+    ``aggregation_choice`` ``fixed`` keeps it; ``fit`` lets the fit replace it with the better
+    of 1 and 3 on defects painted into held-out good images (:mod:`anomalia.core.window_choice`;
+    opt-in: on the accuracy suite it trades pixel AUROC on irregular materials for PRO);
     ``patch_norm`` ``none`` keeps the feature magnitude, ``l2`` puts every patch on
     the unit sphere (seed 000 step 8); ``knn_k`` neighbours are averaged for each
     patch's distance; ``score_method`` reads the image score from the map (``max``,
@@ -64,6 +68,7 @@ class PatchCoreConfig:
     coreset_chunk_patches: int = DEFAULT_CHUNK_PATCHES
     patch_norm: str = "none"
     aggregation: int = 0
+    aggregation_choice: str = "fixed"
     knn_k: int = 1
     stride: int = 1
     distance: str = "l2"
@@ -90,7 +95,8 @@ class PatchCoreConfig:
         check_backbone(self.backbone)
         choices = {"color": COLOR_MODES, "normalize": NORMALISATIONS, "distance": DISTANCES,
                    "knn_index": tuple(available_indexes()), "score_method": SCORE_METHODS,
-                   "map_alignment": MAP_ALIGNMENTS, "patch_norm": PATCH_NORMS}
+                   "map_alignment": MAP_ALIGNMENTS, "patch_norm": PATCH_NORMS,
+                   "aggregation_choice": AGGREGATION_CHOICES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -120,7 +126,8 @@ class PatchCoreConfig:
 
     def embedding(self) -> dict:
         """The embedding and scoring choices, as recorded in manifests and shown by ``/health`` and the CLI."""
-        return {"patch_norm": self.patch_norm, "aggregation": self.aggregation, "knn_k": self.knn_k,
+        return {"patch_norm": self.patch_norm, "aggregation": self.aggregation,
+                "aggregation_choice": self.aggregation_choice, "knn_k": self.knn_k,
                 "score_method": self.score_method, "score_k": self.score_k}
 
     def to_dict(self) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -14,6 +14,7 @@ from anomalia.core.features import Extractor, create_extractor
 from anomalia.core.image import model_input_array
 from anomalia.core.knn import NearestNeighbours, auto_index
 from anomalia.core.scoring import anomaly_map, density_weight, image_score
+from anomalia.core.window_choice import JUDGE_BANK_IMAGES, choose_window, judged_images, kept_default
 
 
 class NotFittedError(RuntimeError):
@@ -87,15 +88,32 @@ class PatchCore:
             raise ValueError("fit needs at least one good image")
         extractor = self.feature_extractor()
         train, holdout = holdout_split(len(images), config.holdout_fraction, config.seed)
+        train, judged, judge_only = judged_images(config, train, holdout)
+        timings = {"features_s": 0.0, "coreset_s": 0.0}
+        known_train: list[np.ndarray] = []
+        known_judged: list[np.ndarray] = []
+        if len(judged):
+            started = time.perf_counter()
+            choice, known_train, known_judged = choose_window(
+                self, _Subset(images, train[:JUDGE_BANK_IMAGES]), _Subset(images, judged), progress)
+            timings["window_choice_s"] = time.perf_counter() - started
+        else:
+            choice = kept_default(config, len(images))
+        self.window_choice_ = choice.to_dict()
+        self.config = config = replace(config, aggregation=choice.chosen)
         builder = MemoryBankBuilder(config.coreset_ratio, seed=config.seed,
                                     chunk_patches=config.coreset_chunk_patches, device=self.device)
-        timings = {"features_s": 0.0, "coreset_s": 0.0}
         rng = np.random.default_rng(config.seed)
         probes: list[np.ndarray] = []
         try:
-            for batch in self._batches(_Subset(images, train)):
+            for first, batch in zip(range(0, len(train), config.batch_size), self.batches(_Subset(images, train))):
                 started = time.perf_counter()
-                embeddings = self.embed(batch)
+                if first + len(batch) <= len(known_train):  # embedded while judging the windows
+                    embeddings = np.stack(known_train[first:first + len(batch)])
+                else:
+                    embeddings = self.embed(batch)
+                    if progress:
+                        progress(len(batch))
                 timings["features_s"] += time.perf_counter() - started
                 if config.knn_index == "auto" and len(probes) * PROBES_PER_IMAGE < MAX_PROBES:
                     rows = embeddings.reshape(len(batch), -1, embeddings.shape[-1])
@@ -104,8 +122,8 @@ class PatchCore:
                 started = time.perf_counter()
                 builder.add(embeddings)
                 timings["coreset_s"] += time.perf_counter() - started
-                if progress:
-                    progress(len(batch))
+            for embeddings in known_judged[:len(judge_only)]:  # set aside only to judge: taught like the rest
+                builder.add(embeddings)
             if stage:
                 stage("coreset")
             started = time.perf_counter()
@@ -119,11 +137,12 @@ class PatchCore:
         started = time.perf_counter()
         self.knn_ = self._index(self.memory_bank_)
         timings["index_s"] = time.perf_counter() - started
-        self.n_train_images_, self.n_holdout_images_ = len(train), len(holdout)
+        self.n_train_images_, self.n_holdout_images_ = len(train) + len(judge_only), len(holdout)
         if stage and len(holdout):
             stage("holdout")
         started = time.perf_counter()
-        self.holdout_scores_, held_out_bank, held_out_patches = self._score_holdout(_Subset(images, holdout), progress)
+        self.holdout_scores_, held_out_bank, held_out_patches = self._score_holdout(
+            _Subset(images, holdout), progress, [] if len(judge_only) else known_judged)
         timings["holdout_s"] = time.perf_counter() - started
         if held_out_bank is not None:  # the index grows; its kind and measured search effort stay
             self.memory_bank_ = np.concatenate([self.memory_bank_, held_out_bank])
@@ -145,13 +164,14 @@ class PatchCore:
         return NearestNeighbours.build(bank, kind=config.knn_index, distance=config.distance, seed=config.seed,
                                        device=self.device)
 
-    def _score_holdout(self, images: Sequence[np.ndarray],
-                       progress: Progress | None) -> tuple[list[float], np.ndarray | None, int]:
+    def _score_holdout(self, images: Sequence[np.ndarray], progress: Progress | None,
+                       known: list[np.ndarray]) -> tuple[list[float], np.ndarray | None, int]:
         """Score the held-out good images against the bank built without them, then add them to it.
 
         Their scores are those of good parts the bank never saw (what the default threshold needs);
         afterwards every taught image counts, like the reference PatchCore that keeps no holdout.
         The joined coreset is the union of two coresets at the same ratio (composable, as per chunk).
+        ``known``: the embeddings of the first images, already computed (and counted) by the window choice.
         """
         from anomalia.core.memory_bank import MemoryBankBuilder
 
@@ -162,11 +182,11 @@ class PatchCore:
                                     chunk_patches=config.coreset_chunk_patches, device=self.device)
         scores: list[float] = []
         try:
-            for embeddings, predictions in self._scored_batches(images):
+            for embeddings, predictions in self._scored_batches(images, known=known):
                 scores.extend(p.score for p in predictions)
                 builder.add(embeddings)
-                if progress:
-                    progress(len(predictions))
+                if progress and len(scores) > len(known):
+                    progress(min(len(predictions), len(scores) - len(known)))
             return scores, builder.finish(), builder.n_seen
         finally:
             builder.close()
@@ -207,10 +227,16 @@ class PatchCore:
         return [p for _, predictions in self._scored_batches(list(images), mask, timings) for p in predictions]
 
     def _scored_batches(self, images: Sequence[np.ndarray], mask: np.ndarray | None = None,
-                        timings: Timings | None = None) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
-        """Per batch: its ``(B, h, w, C)`` embeddings and its predictions."""
-        for batch in self._batches(images):
-            embeddings, distances, nearest = self.patch_distances(batch, timings)
+                        timings: Timings | None = None,
+                        known: Sequence[np.ndarray] = ()) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
+        """Per batch: its ``(B, h, w, C)`` embeddings and its predictions; ``known`` embeddings of
+        the first images are used instead of a backbone pass."""
+        for start, batch in zip(range(0, len(images), self.config.batch_size), self.batches(images)):
+            if start + len(batch) <= len(known):
+                embeddings = np.stack(known[start:start + len(batch)])
+                distances, nearest = self._search(embeddings, timings)
+            else:
+                embeddings, distances, nearest = self.patch_distances(batch, timings)
             predictions = []
             for i, image in enumerate(batch):
                 heat = self.map_from_distances(distances[i])
@@ -232,14 +258,18 @@ class PatchCore:
         """
         started = time.perf_counter()
         embeddings = self.embed(images)
-        searching = time.perf_counter()
+        if timings is not None:
+            timings["backbone_ms"] = timings.get("backbone_ms", 0.0) + (time.perf_counter() - started) * 1000
+        return (embeddings, *self._search(embeddings, timings))
+
+    def _search(self, embeddings: np.ndarray, timings: Timings | None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean kNN distance and nearest bank row, ``(B, h, w)`` each, of ``(B, h, w, C)`` embeddings."""
+        started = time.perf_counter()
         b, h, w, c = embeddings.shape
         distances, ids = self.knn_.search_images(embeddings.reshape(b, h * w, c), self.config.knn_k)
         if timings is not None:
-            done = time.perf_counter()
-            timings["backbone_ms"] = timings.get("backbone_ms", 0.0) + (searching - started) * 1000
-            timings["knn_ms"] = timings.get("knn_ms", 0.0) + (done - searching) * 1000
-        return embeddings, distances.mean(axis=2).reshape(b, h, w), ids[:, :, 0].reshape(b, h, w)
+            timings["knn_ms"] = timings.get("knn_ms", 0.0) + (time.perf_counter() - started) * 1000
+        return distances.mean(axis=2).reshape(b, h, w), ids[:, :, 0].reshape(b, h, w)
 
     def map_from_distances(self, patch_distances: np.ndarray) -> np.ndarray:
         """``(h, w)`` patch distances → ``(img_size, img_size)`` smoothed map."""
@@ -307,7 +337,15 @@ class PatchCore:
         return self.feature_extractor().patch_embeddings(batch, aggregation=config.aggregation, stride=config.stride,
                                                          norm=config.patch_norm)
 
-    def _batches(self, images):
+    def embed_windows(self, images: list[np.ndarray], windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """``embed`` at each of ``windows``, from one backbone pass."""
+        config = self.config
+        batch = model_input_array(images, config.img_size, config.color, config.normalize)
+        return self.feature_extractor().patch_embeddings_by_window(batch, windows=windows, stride=config.stride,
+                                                                   norm=config.patch_norm)
+
+    def batches(self, images: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
+        """``images`` in lists of the config's ``batch_size`` (loaded as they are reached)."""
         size = self.config.batch_size
         for start in range(0, len(images), size):
             yield [images[i] for i in range(start, min(start + size, len(images)))]

@@ -74,6 +74,7 @@ def build_manifest(detector: PatchCore, *, model_version: str, extra: dict | Non
         "holdout_scores": [float(s) for s in detector.holdout_scores_],
         "fitted_on": str(detector.device),  # informative only: a model folder loads on any device
         "knn": getattr(detector, "knn_report_", None),  # the index kind chosen and, if approximate, its recall
+        "window_choice": getattr(detector, "window_choice_", None),  # the aggregation window's figures and why
         "config": config.to_dict(),
     }
     manifest.update(extra or {})
@@ -94,6 +95,7 @@ def config_from_manifest(manifest: dict) -> PatchCoreConfig:
         saved = dict(manifest["config"])
         for name, value in schema1_embedding(str(saved.get("backbone", ""))).items():
             saved.setdefault(name, value)
+        saved.setdefault("aggregation_choice", "fixed")  # models written before the choice existed had one window
         return PatchCoreConfig(**saved).validate()
     except (KeyError, TypeError) as error:
         raise ModelFormatError(f"manifest has no valid config section: {error}") from error
