@@ -18,8 +18,8 @@ import anomalia.accuracy.__main__ as accuracy_cli
 from anomalia.accuracy.defects import DEFECT_KINDS, SIZES, paint_defect
 from anomalia.accuracy.options import OptionError, parse_assignment, parse_value, parse_variant
 from anomalia.accuracy.reference import ReferenceMismatchError, combine_references, load_reference
-from anomalia.accuracy.report import BELOW, cell
-from anomalia.accuracy.runner import SurfaceResult, average_draws, build_variants
+from anomalia.accuracy.report import BELOW, _windows_section, cell
+from anomalia.accuracy.runner import SurfaceResult, Variant, VariantResult, average_draws, build_variants
 from anomalia.accuracy.suite import (
     MANIFEST,
     SMOKE,
@@ -31,6 +31,7 @@ from anomalia.accuracy.suite import (
 )
 from anomalia.accuracy.surfaces import FAMILIES, SURFACE_NAMES, SURFACES, get_surface
 from anomalia.accuracy.weights import file_sha256
+from anomalia.core.config import PatchCoreConfig
 from anomalia.core.features.base import build_seeded, state_dict_fingerprint
 from anomalia.usecases.evaluation import collect_samples
 
@@ -283,14 +284,20 @@ def test_several_reference_runs_are_averaged_per_surface_with_their_spread(tmp_p
 
 
 def test_draws_over_seeds_are_averaged_with_their_range() -> None:
-    def draw(image: float, pixel: float | None, fit: float) -> SurfaceResult:
+    def draw(image: float, pixel: float | None, fit: float, window: int) -> SurfaceResult:
         return SurfaceResult(surface="tiles", family="regular", colour="colour", image_auroc=image,
-                             pixel_auroc=pixel, pro=None, fit_s=fit, eval_s=1.0, n_good=2, n_defect=5)
+                             pixel_auroc=pixel, pro=None, fit_s=fit, eval_s=1.0, n_good=2, n_defect=5,
+                             windows=(window,))
 
-    mean = average_draws([draw(0.6, 0.9, 2.0), draw(0.8, 0.7, 4.0)], (0, 1))
+    mean = average_draws([draw(0.6, 0.9, 2.0, 3), draw(0.8, 0.7, 4.0, 1)], (0, 1))
     assert mean.image_auroc == pytest.approx(0.7) and mean.pixel_auroc == pytest.approx(0.8)
     assert mean.pro is None and mean.fit_s == pytest.approx(3.0) and mean.seeds == (0, 1)
     assert mean.spread == {"image_auroc": (0.6, 0.8), "pixel_auroc": (0.7, 0.9)}
+    assert mean.windows == (3, 1)  # the window each seed's fit kept, in seed order
+    chose = VariantResult(Variant("choice", {"aggregation_choice": "fit"},
+                                  PatchCoreConfig(aggregation_choice="fit")), {}, (mean,))
+    fixed = VariantResult(Variant("default", {}, PatchCoreConfig()), {}, (mean,))
+    assert "| tiles | 3, 1 |" in _windows_section([fixed, chose]) and _windows_section([fixed]) == []
 
 
 @pytest.mark.parametrize("seeds", ["0,a", "1,1", ","])

@@ -146,6 +146,7 @@ RUNNING = """## Running it
     make accuracy                                     # build the suite if needed, fit and score, print the table
     make accuracy ACCURACY_ARGS='--set knn_k=1'       # any PatchCoreConfig field
     make accuracy ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "none=patch_norm=none,aggregation=3"'
+    make accuracy ACCURACY_ARGS='--seeds 0,1,2 --variant default= --variant "choice=aggregation_choice=fit"'
     python -m anomalia.accuracy --smoke               # 4 small surfaces, seconds: what CI can afford
     python -m anomalia.accuracy --reference accuracy-results/reference.json --json out.json \\
         --markdown docs/ACCURACY.md                   # figures beside the reference's; rewrite this page
@@ -177,7 +178,25 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
         warning = reference.weights_warning(results[0].weights)
         if warning:
             lines.append(f"- **warning**: {warning}.")
-    return lines + ["", render_markdown(build_table(results, reference)), "", *_spread_section(results, reference)]
+    return lines + ["", render_markdown(build_table(results, reference)), "", *_spread_section(results, reference),
+                    *_windows_section(results)]
+
+
+def _windows_section(results: Sequence[VariantResult]) -> list[str]:
+    """The aggregation window each fit kept, for the variants that let the fit choose it."""
+    choosing = [r for r in results if r.variant.config.aggregation_choice == "fit"]
+    if not choosing:
+        return []
+    lines = ["### Windows chosen at fit time", "",
+             "With `aggregation_choice=fit` each fit judges windows 1 and 3 on defects painted into its "
+             "held-out good images (`anomalia.core.window_choice`) and keeps one; per surface, the window "
+             "each fit kept (one per seed, in seed order).", "",
+             "| surface | " + " | ".join(r.variant.name for r in choosing) + " |",
+             "|---|" + "---|" * len(choosing)]
+    for i, row in enumerate(choosing[0].surfaces):
+        cells = [", ".join(str(w) for w in r.surfaces[i].windows) or "-" for r in choosing]
+        lines.append(f"| {row.surface} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _range(spread: dict, score: str) -> str:

@@ -54,6 +54,8 @@ class SurfaceResult:
     seeds: tuple[int, ...] = ()
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
     """With several seeds: the figures are their means, ``spread`` each quality score's (min, max)."""
+    windows: tuple[int, ...] = ()
+    """The aggregation window each fit kept (one per seed): chosen at fit time by default."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def results_from_json(data: dict) -> list[VariantResult]:
 
 def _surface_from_json(row: dict) -> SurfaceResult:
     spread = {score: (low, high) for score, (low, high) in row.get("spread", {}).items()}
-    return SurfaceResult(**{**row, "seeds": tuple(row.get("seeds", ())), "spread": spread})
+    return SurfaceResult(**{**row, "seeds": tuple(row.get("seeds", ())), "spread": spread,
+                            "windows": tuple(row.get("windows", ()))})
 
 
 def mean_of(values: Sequence[float | None]) -> float | None:
@@ -115,7 +118,7 @@ def score_surface(suite: Suite, name: str, config: PatchCoreConfig, extractor: F
     return SurfaceResult(surface=name, family=surface.family, colour=surface.colour,
                          image_auroc=result.image_auroc, pixel_auroc=result.pixel_auroc, pro=result.pro,
                          fit_s=fit_s, eval_s=time.perf_counter() - started,
-                         n_good=result.n_good, n_defect=result.n_defect)
+                         n_good=result.n_good, n_defect=result.n_defect, windows=(detector.config.aggregation,))
 
 
 def run_variant(suite: Suite, variant: Variant, surfaces: Sequence[str], log: Log = print,
@@ -133,7 +136,8 @@ def run_variant(suite: Suite, variant: Variant, surfaces: Sequence[str], log: Lo
         for seed in seeds or (variant.config.seed,):
             result = score_surface(suite, name, replace(variant.config, seed=seed), extractor)
             log(f"[{variant.name}{f' seed {seed}' if seeds else ''}] {name:<9} image AUROC {result.image_auroc:.3f}"
-                f"  pixel AUROC {_fmt(result.pixel_auroc)}  PRO {_fmt(result.pro)}  fit {result.fit_s:.1f} s")
+                f"  pixel AUROC {_fmt(result.pixel_auroc)}  PRO {_fmt(result.pro)}  fit {result.fit_s:.1f} s"
+                f"  window {result.windows[0]}")
             draws.append(result)
         results.append(average_draws(draws, tuple(seeds)) if seeds else draws[0])
     return VariantResult(variant=variant, weights=weights_identity(variant.config.weights), surfaces=tuple(results))
@@ -152,7 +156,7 @@ def average_draws(draws: Sequence[SurfaceResult], seeds: tuple[int, ...]) -> Sur
     return replace(draws[0], image_auroc=statistics.fmean(d.image_auroc for d in draws),
                    pixel_auroc=mean_of([d.pixel_auroc for d in draws]), pro=mean_of([d.pro for d in draws]),
                    fit_s=statistics.fmean(d.fit_s for d in draws), eval_s=statistics.fmean(d.eval_s for d in draws),
-                   seeds=seeds, spread=spread)
+                   seeds=seeds, spread=spread, windows=tuple(w for d in draws for w in d.windows))
 
 
 def _fmt(value: float | None) -> str:
