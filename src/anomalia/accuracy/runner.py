@@ -55,7 +55,7 @@ class SurfaceResult:
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
     """With several seeds: the figures are their means, ``spread`` each quality score's (min, max)."""
     windows: tuple[int, ...] = ()
-    """The aggregation window each fit kept (one per seed): chosen at fit time by default."""
+    """The aggregation window each fit kept (one per seed): the config's, or chosen by the fit."""
 
 
 @dataclass(frozen=True)
