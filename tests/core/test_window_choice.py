@@ -147,3 +147,11 @@ def test_one_backbone_pass_gives_every_window(chose):
         alone = extractor.patch_embeddings(batch, aggregation=window, stride=1, norm="none")
         np.testing.assert_allclose(both[window], alone, rtol=1e-5, atol=1e-6)
     assert not np.allclose(both[1], both[3])
+
+
+def test_a_configured_window_outside_the_candidates_is_not_claimed_beaten_by_a_margin():
+    rng = np.random.default_rng(2)
+    sharp_goods, sharp_defects, masks = _maps(6, True, rng)
+    blind_goods, blind_defects, _ = _maps(6, False, rng)
+    choice = judge_windows({1: sharp_goods, 3: blind_goods}, {1: sharp_defects, 3: blind_defects}, masks, default=5)
+    assert choice.chosen == 1 and "configured window 5 is not one" in choice.reason and "inf" not in choice.reason

@@ -144,12 +144,12 @@ def judge_windows(good_maps: dict[int, list[np.ndarray]], defect_maps: dict[int,
     windows are compared on how well their maps separate, not on a threshold.
     """
     figures: dict[int, dict[str, float]] = {}
-    empty = [np.zeros_like(mask) for mask in next(iter(good_maps.values()))]
-    labels = np.r_[np.zeros(len(empty)), np.ones(len(masks))]
+    goods = next(iter(good_maps.values()))
+    all_masks = [np.zeros(good.shape, dtype=bool) for good in goods] + list(masks)
+    labels = np.r_[np.zeros(len(goods)), np.ones(len(masks))]
     for window in good_maps:
         maps = good_maps[window] + defect_maps[window]
         scores = np.array([float(m.max()) for m in maps])
-        all_masks = empty + list(masks)
         values = {"image_auroc": auroc(labels, scores), "pixel_auroc": pixel_auroc(all_masks, maps),
                   "pro": pro_score(all_masks, maps)}
         values["mean"] = float(np.mean(list(values.values())))
@@ -161,6 +161,8 @@ def judge_windows(good_maps: dict[int, list[np.ndarray]], defect_maps: dict[int,
         reason = (f"window {default} (the backbone's default) kept: no other window beat its mean figure "
                   f"by more than {TIE} on {n} held-out images with painted defects")
         return WindowChoice(chosen=default, default=default, reason=reason, images=n, figures=figures)
-    reason = (f"window {best} beat the default {default} by {margin:.3f} in mean image AUROC, pixel AUROC and "
-              f"PRO on {n} held-out images with painted defects")
+    beaten = (f"the default {default} by {margin:.3f}" if default in figures
+              else f"the other candidates (the configured window {default} is not one)")
+    reason = (f"window {best} beat {beaten} in mean image AUROC, pixel AUROC and PRO on {n} held-out images "
+              f"with painted defects")
     return WindowChoice(chosen=best, default=default, reason=reason, images=n, figures=figures)
