@@ -12,7 +12,7 @@ def clean_environment(monkeypatch, tmp_path):
     """No stray variables or .env from the developer's shell."""
     monkeypatch.chdir(tmp_path)
     for name in ("ANOMALIA_CONFIG", "KNN_K", "AREA_MIN", "CORS_ORIGINS", "OVERLAY_RETENTION", "SAVE_VIS",
-                 "PATCHCORE_DISTANCE", "BACKEND_API_KEY"):
+                 "PATCHCORE_DISTANCE", "PATCHCORE_AGGREGATION_CHOICE", "BACKEND_API_KEY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -21,6 +21,12 @@ def test_defaults_follow_the_seeds():
     assert (settings.knn_k, settings.img_size, settings.patch_stride, settings.area_min) == (3, 256, 1, 200.0)
     assert str(settings.artifacts_dir) == "models/patchcore" and settings.overlays_subdir == "overlays"
     assert settings.cors_origins == [] and settings.backend_api_key is None
+    assert settings.product_options().aggregation_choice == "fixed"  # opt-in: see README, Accuracy
+
+
+def test_aggregation_choice_reaches_new_product_models(monkeypatch):
+    monkeypatch.setenv("PATCHCORE_AGGREGATION_CHOICE", "fit")
+    assert load_settings().product_options().aggregation_choice == "fit"
 
 
 def test_yaml_file_overrides_defaults_and_environment_overrides_yaml(monkeypatch, tmp_path):
@@ -40,6 +46,7 @@ def test_dotenv_file_is_read(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "value"), [("KNN_K", "abc"), ("PATCHCORE_DISTANCE", "manhattan"),
+                                             ("PATCHCORE_AGGREGATION_CHOICE", "sometimes"),
                                              ("OVERLAY_RETENTION", "forever"), ("AREA_MIN", "-1")])
 def test_invalid_values_name_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)

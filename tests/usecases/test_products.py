@@ -87,3 +87,27 @@ def test_a_teach_reports_its_stages_in_order_and_the_reports_change_nothing(prod
     assert [step for step in heard if step[0] == "holdout"] == [("holdout", 0, 2), ("holdout", 1, 2),
                                                                 ("holdout", 2, 2)]
     assert watched.ok_scores == quiet.ok_scores and watched.coreset_size == quiet.coreset_size
+
+
+def test_aggregation_choice_fit_judges_the_window_of_a_product_model_and_records_it(tmp_path):
+    """``PATCHCORE_AGGREGATION_CHOICE=fit``: the manifest says which window was judged best, and why."""
+    options = ProductOptions(data_root=tmp_path / "data", backbone="resnet18", weights="random",
+                             aggregation_choice="fit")
+    products = ProductModels.open(options, ExtractorCache())
+    command = FitCommand(role_id="line", roi_id="cap", mm_per_px=MM, images=[png(good_image(s)) for s in range(24)])
+    with products.reserve("line", "cap") as slot:
+        taught = products.fit_ok(command, slot)
+    manifest = json.loads((products.models.folder_of("line", "cap", taught.model_version)
+                           / "manifest.json").read_text())
+    choice = manifest["window_choice"]
+    assert manifest["embedding"]["aggregation_choice"] == "fit"
+    assert set(choice["candidates"]) == {"1", "3"} and choice["images"] >= 4
+    assert manifest["embedding"]["aggregation"] == choice["chosen"] in (1, 3)
+
+
+def test_fixed_aggregation_is_the_product_default_and_judges_nothing(products):
+    taught = teach(products)
+    manifest = json.loads((products.models.folder_of("line", "cap", taught.model_version)
+                           / "manifest.json").read_text())
+    assert manifest["embedding"]["aggregation_choice"] == "fixed"
+    assert manifest["window_choice"]["candidates"] == {}

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 
 from anomalia.core.features import available_backbones
-from anomalia.core.config import DISTANCES
+from anomalia.core.config import AGGREGATION_CHOICES, DISTANCES
 from anomalia.core.device import resolve_device
 from anomalia.store.database import default_url, redact
 from anomalia.store.overlay_files import OverlayFolder
@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     patchcore_distance: str = "l2"
     patchcore_batch_size: int = Field(default=8, ge=1, le=256)
     patchcore_backbone: str = "dinov2_vits14"
+    patchcore_aggregation_choice: str = "fixed"
     backend_api_key: SecretStr | None = None
     signed_url_ttl_s: int = Field(default=900, ge=1, le=86_400)
     mm_per_px_tolerance: float = Field(default=0.01, ge=0, lt=1)
@@ -134,6 +135,13 @@ class Settings(BaseSettings):
             raise ValueError(f"PATCHCORE_DISTANCE must be one of {', '.join(DISTANCES)}")
         return value
 
+    @field_validator("patchcore_aggregation_choice")
+    @classmethod
+    def _check_aggregation_choice(cls, value: str) -> str:
+        if value not in AGGREGATION_CHOICES:
+            raise ValueError(f"PATCHCORE_AGGREGATION_CHOICE must be one of {', '.join(AGGREGATION_CHOICES)}")
+        return value
+
     @field_validator("patchcore_backbone")
     @classmethod
     def _check_backbone(cls, value: str) -> str:
@@ -179,7 +187,8 @@ class Settings(BaseSettings):
         return ProductOptions(data_root=self.backend_data_root, backbone=self.patchcore_backbone,
                               weights=self.anomalia_weights, coreset_ratio=self.patchcore_coreset_ratio,
                               distance=self.patchcore_distance, batch_size=self.patchcore_batch_size,
-                              knn_k=self._if_set("knn_k"), safety_factor=self.calibration_safety_factor,
+                              knn_k=self._if_set("knn_k"),
+                              aggregation_choice=self.patchcore_aggregation_choice, safety_factor=self.calibration_safety_factor,
                               mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels,
                               max_request_pixels=self.max_request_pixels)
 

@@ -30,6 +30,8 @@ class ProductOptions:
     batch_size: int = 8
     knn_k: int | None = None
     """Neighbours per patch distance; None keeps the core's default embedding."""
+    aggregation_choice: str = "fixed"
+    """``fit`` lets each new model judge its aggregation window on painted defects (opt-in)."""
     safety_factor: float = 1.1
     mm_per_px_tolerance: float = 0.01
     max_image_pixels: int = 40_000_000

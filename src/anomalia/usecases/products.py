@@ -114,14 +114,18 @@ def check_ids(role_id: object, roi_id: object) -> tuple[str, str]:
 
 
 def fit_config(options: ProductOptions) -> PatchCoreConfig:
-    """The PatchCore settings of every new role/roi model (``PATCHCORE_*``, ``ANOMALIA_WEIGHTS``, ``KNN_K``)."""
+    """The PatchCore settings of every new role/roi model (``PATCHCORE_*``, ``ANOMALIA_WEIGHTS``, ``KNN_K``).
+
+    ``holdout_fraction`` is 0: every image is taught. With ``aggregation_choice`` ``fit`` the window
+    judge sets a fifth of them aside to paint defects into, and teaches them afterwards.
+    """
     chosen: dict[str, Any] = {"patch_norm": "l2"} if options.distance == "cosine" else {}  # cosine: directions
     if options.knn_k is not None:  # otherwise the core's default embedding holds
         chosen["knn_k"] = options.knn_k
     return PatchCoreConfig(backbone=options.backbone, weights=options.weights, img_size=PRODUCT_IMG_SIZE,
                            coreset_ratio=options.coreset_ratio, distance=options.distance,
                            batch_size=options.batch_size, score_method=SCORE_PERCENTILE,
-                           holdout_fraction=0.0, safety_factor=options.safety_factor, **chosen).validate()
+                           aggregation_choice=options.aggregation_choice, holdout_fraction=0.0, safety_factor=options.safety_factor, **chosen).validate()
 
 
 def check_weights_setting(options: ProductOptions, extractor_provider: ExtractorProvider) -> None:
