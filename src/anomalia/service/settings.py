@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -36,6 +36,8 @@ from anomalia.usecases.batch import BatchLimits
 from anomalia.usecases.products import ProductOptions
 
 _RETENTION = re.compile(r"^(\d+)([smhd]?)$")
+_CHOICES = {"patchcore_distance": DISTANCES, "patchcore_aggregation_choice": AGGREGATION_CHOICES}
+"""The product-model settings that take one of a fixed list of values, and the list."""
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -128,18 +130,12 @@ class Settings(BaseSettings):
             raise ValueError("OVERLAY_RETENTION must be a file count (e.g. 1000) or an age (e.g. 30m, 24h, 7d)")
         return value.strip()
 
-    @field_validator("patchcore_distance")
+    @field_validator("patchcore_distance", "patchcore_aggregation_choice")
     @classmethod
-    def _check_distance(cls, value: str) -> str:
-        if value not in DISTANCES:
-            raise ValueError(f"PATCHCORE_DISTANCE must be one of {', '.join(DISTANCES)}")
-        return value
-
-    @field_validator("patchcore_aggregation_choice")
-    @classmethod
-    def _check_aggregation_choice(cls, value: str) -> str:
-        if value not in AGGREGATION_CHOICES:
-            raise ValueError(f"PATCHCORE_AGGREGATION_CHOICE must be one of {', '.join(AGGREGATION_CHOICES)}")
+    def _check_choice(cls, value: str, info: ValidationInfo) -> str:
+        allowed = _CHOICES[str(info.field_name)]
+        if value not in allowed:
+            raise ValueError(f"{str(info.field_name).upper()} must be one of {', '.join(allowed)}")
         return value
 
     @field_validator("patchcore_backbone")
