@@ -183,8 +183,8 @@ class Settings(BaseSettings):
         return ProductOptions(data_root=self.backend_data_root, backbone=self.patchcore_backbone,
                               weights=self.anomalia_weights, coreset_ratio=self.patchcore_coreset_ratio,
                               distance=self.patchcore_distance, batch_size=self.patchcore_batch_size,
-                              knn_k=self._if_set("knn_k"),
-                              aggregation_choice=self.patchcore_aggregation_choice, safety_factor=self.calibration_safety_factor,
+                              knn_k=self._if_set("knn_k"), aggregation_choice=self.patchcore_aggregation_choice,
+                              safety_factor=self.calibration_safety_factor,
                               mm_per_px_tolerance=self.mm_per_px_tolerance, max_image_pixels=self.max_image_pixels,
                               max_request_pixels=self.max_request_pixels)
 

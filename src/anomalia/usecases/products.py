@@ -125,7 +125,8 @@ def fit_config(options: ProductOptions) -> PatchCoreConfig:
     return PatchCoreConfig(backbone=options.backbone, weights=options.weights, img_size=PRODUCT_IMG_SIZE,
                            coreset_ratio=options.coreset_ratio, distance=options.distance,
                            batch_size=options.batch_size, score_method=SCORE_PERCENTILE,
-                           aggregation_choice=options.aggregation_choice, holdout_fraction=0.0, safety_factor=options.safety_factor, **chosen).validate()
+                           aggregation_choice=options.aggregation_choice, holdout_fraction=0.0,
+                           safety_factor=options.safety_factor, **chosen).validate()
 
 
 def check_weights_setting(options: ProductOptions, extractor_provider: ExtractorProvider) -> None:
