@@ -18,7 +18,7 @@ import anomalia.accuracy.__main__ as accuracy_cli
 from anomalia.accuracy.defects import DEFECT_KINDS, SIZES, paint_defect
 from anomalia.accuracy.options import OptionError, parse_assignment, parse_value, parse_variant
 from anomalia.accuracy.reference import ReferenceMismatchError, combine_references, load_reference
-from anomalia.accuracy.report import BELOW, _windows_section, cell
+from anomalia.accuracy.report import BELOW, _gaps_section, _windows_section, cell, gap_error
 from anomalia.accuracy.runner import SurfaceResult, Variant, VariantResult, average_draws, build_variants
 from anomalia.accuracy.suite import (
     MANIFEST,
@@ -275,6 +275,7 @@ def test_several_reference_runs_are_averaged_per_surface_with_their_spread(tmp_p
     assert both.figure("mesh", "image_auroc") == 0.6  # only one run scored it
     assert both.draws == {"mesh": 1, "tiles": 2}
     assert both.spread["tiles"]["image_auroc"] == (0.7, 0.8) and "fit_s" not in both.spread["tiles"]
+    assert both.values["tiles"]["image_auroc"] == (0.8, 0.7) and both.values["mesh"]["image_auroc"] == (0.6,)
     assert "seed0.json" in both.label and "seed1.json" in both.label
     alone = load_reference(one, "sha256:s")
     assert combine_references([alone]) is alone
@@ -294,10 +295,38 @@ def test_draws_over_seeds_are_averaged_with_their_range() -> None:
     assert mean.pro is None and mean.fit_s == pytest.approx(3.0) and mean.seeds == (0, 1)
     assert mean.spread == {"image_auroc": (0.6, 0.8), "pixel_auroc": (0.7, 0.9)}
     assert mean.windows == (3, 1)  # the window each seed's fit kept, in seed order
+    assert mean.draws == {"image_auroc": (0.6, 0.8), "pixel_auroc": (0.9, 0.7)}  # per seed, for the gaps' errors
     chose = VariantResult(Variant("choice", {"aggregation_choice": "fit"},
                                   PatchCoreConfig(aggregation_choice="fit")), {}, (mean,))
     fixed = VariantResult(Variant("default", {}, PatchCoreConfig()), {}, (mean,))
     assert "| tiles | 3, 1 |" in _windows_section([fixed, chose]) and _windows_section([fixed]) == []
+
+
+def test_a_gap_carries_the_standard_error_of_a_difference_of_means() -> None:
+    error = gap_error([0.70, 0.72, 0.74], [0.75, 0.77])
+    assert error == pytest.approx(((0.0004 / 3) + (0.0002 / 2)) ** 0.5)  # sample variances 0.0004 and 0.0002
+    assert gap_error([0.7], [0.7, 0.8]) is None and gap_error([0.7, 0.8], []) is None
+
+
+def test_figures_below_the_reference_are_listed_with_their_errors_worst_first(tmp_path: Path) -> None:
+    def surface(name: str, image: tuple[float, ...], pixel: tuple[float, ...]) -> SurfaceResult:
+        return SurfaceResult(surface=name, family="regular", colour="grey", image_auroc=sum(image) / len(image),
+                             pixel_auroc=sum(pixel) / len(pixel), pro=None, fit_s=1.0, eval_s=1.0, n_good=2,
+                             n_defect=5, seeds=(0, 1, 2), draws={"image_auroc": image, "pixel_auroc": pixel})
+
+    ours = VariantResult(Variant("default", {}, PatchCoreConfig()), {}, (
+        surface("tiles", (0.80, 0.82, 0.84), (0.60, 0.61, 0.62)),   # image above; pixel far below
+        surface("mesh", (0.70, 0.74, 0.78), (0.90, 0.90, 0.91))))  # image a little below; pixel level
+    runs = [_reference(tmp_path / f"r{i}.json", "sha256:s",
+                       {"tiles": {"image_auroc": a, "pixel_auroc": b}, "mesh": {"image_auroc": c, "pixel_auroc": d}})
+            for i, (a, b, c, d) in enumerate([(0.79, 0.70, 0.74, 0.90), (0.81, 0.72, 0.76, 0.90)])]
+    reference = combine_references([load_reference(path, "sha256:s") for path in runs])
+    page = "\n".join(_gaps_section([ours], reference))
+    assert "2 of the 4 figures compared are below the reference; 1 of them by more than two" in page
+    table = [line for line in page.splitlines() if line.startswith("| tiles") or line.startswith("| mesh")]
+    assert table[0].startswith("| tiles | pixel AUROC | 0.610 | 0.710 | -0.100 |")  # the worst in errors first
+    assert table[1].startswith("| mesh | image AUROC | 0.740 | 0.750 | -0.010 |") and len(table) == 2
+    assert _gaps_section([ours], load_reference(runs[0], "sha256:s")) == []  # one run: no error to give
 
 
 @pytest.mark.parametrize("seeds", ["0,a", "1,1", ","])
@@ -398,9 +427,10 @@ def test_seeds_fit_each_surface_once_per_seed_and_report_means_and_spread(smoke_
     row = json.loads((smoke_dir / "out.json").read_text())["variants"][0]["surfaces"]["tiles"]
     assert row["seeds"] == [0, 1]
     low, high = row["spread"]["image_auroc"]
-    assert low <= row["image_auroc"] <= high
+    assert low <= row["image_auroc"] <= high and sorted(row["draws"]["image_auroc"]) == [low, high]
     page = (smoke_dir / "SEEDS.md").read_text()
     assert "Spread over seeds" in page and "0.200–0.400" in page and f"{low:.3f}–{high:.3f}" in page
+    assert "of the 3 figures compared are below the reference" in page
 
 
 def test_the_shipped_smoke_spec_is_small_and_valid() -> None:

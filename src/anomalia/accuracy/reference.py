@@ -36,6 +36,8 @@ class Reference:
     """Per surface and quality score, (min, max) over those runs."""
     paths: tuple[Path, ...] = ()
     """Every file averaged, when there were several."""
+    values: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
+    """Per surface and quality score, each run's figure (for the gaps' standard errors)."""
 
     def figure(self, surface: str, metric: str) -> float | None:
         return self.surfaces.get(surface, {}).get(metric)
@@ -112,15 +114,18 @@ def combine_references(references: list[Reference]) -> Reference:
     surfaces: dict[str, dict[str, float | None]] = {}
     draws: dict[str, int] = {}
     spread: dict[str, dict[str, tuple[float, float]]] = {}
+    per_run: dict[str, dict[str, tuple[float, ...]]] = {}
     names = sorted({name for r in references for name in r.surfaces})
     for name in names:
         rows = [r.surfaces[name] for r in references if name in r.surfaces]
         draws[name] = len(rows)
-        surfaces[name], spread[name] = {}, {}
+        surfaces[name], spread[name], per_run[name] = {}, {}, {}
         for metric in METRICS:
             values = [value for row in rows if (value := row.get(metric)) is not None]
             surfaces[name][metric] = sum(values) / len(values) if values else None
             if values and metric != "fit_s":
                 spread[name][metric] = (min(values), max(values))
+                per_run[name][metric] = tuple(values)
     return Reference(path=first.path, suite_hash=first.suite_hash, surfaces=surfaces, weights=first.weights,
-                     tool=first.tool, draws=draws, spread=spread, paths=tuple(r.path for r in references))
+                     tool=first.tool, draws=draws, spread=spread, paths=tuple(r.path for r in references),
+                     values=per_run)

@@ -7,6 +7,8 @@ ours, with ↓ where ours is lower.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -108,7 +110,7 @@ def results_json(suite: Suite, results: Sequence[VariantResult], reference: Refe
         "reference": None if reference is None else {
             "path": str(reference.path), "tool": reference.tool, "weights": reference.weights,
             "surfaces": reference.surfaces, "paths": [str(path) for path in reference.paths],
-            "draws": reference.draws, "spread": reference.spread},
+            "draws": reference.draws, "spread": reference.spread, "values": reference.values},
         "variants": [{
             "name": r.variant.name, "options": r.variant.options, "config": r.variant.config.to_dict(),
             "weights": r.weights, "means": r.means(),
@@ -181,7 +183,54 @@ def _results_section(results: Sequence[VariantResult], reference: Reference | No
         if warning:
             lines.append(f"- **warning**: {warning}.")
     return lines + ["", render_markdown(build_table(results, reference)), "", *_spread_section(results, reference),
-                    *_windows_section(results)]
+                    *_gaps_section(results, reference), *_windows_section(results)]
+
+
+def gap_error(ours: Sequence[float], theirs: Sequence[float]) -> float | None:
+    """Standard error of the difference of the two means (Welch's), or None under two values a side.
+
+    A mean over a handful of seeds is itself uncertain; the error says how far another set of
+    seeds could plausibly move the gap."""
+    if len(ours) < 2 or len(theirs) < 2:
+        return None
+    return math.sqrt(statistics.variance(ours) / len(ours) + statistics.variance(theirs) / len(theirs))
+
+
+def _gaps_section(results: Sequence[VariantResult], reference: Reference | None) -> list[str]:
+    """The first variant's figures below the reference, each with the standard error of its gap."""
+    if reference is None or not reference.values:
+        return []
+    first = results[0]
+    below: list[tuple[float, str, str, float, float, float, float]] = []
+    compared = 0
+    for row in first.surfaces:
+        theirs = reference.values.get(row.surface, {})
+        for score in QUALITY_SCORES:
+            error = gap_error(row.draws.get(score, ()), theirs.get(score, ()))
+            if error is None:
+                continue
+            compared += 1
+            ours, ref = getattr(row, score), statistics.fmean(theirs[score])
+            if round(ours, 3) < round(ref, 3):  # as the table's ↓
+                difference = ours - ref
+                ratio = difference / error if error else -math.inf
+                below.append((ratio, row.surface, HEADINGS[score], ours, ref, difference, error))
+    if not compared:
+        return []
+    beyond = sum(ratio < -2 for ratio, *_ in below)
+    lines = ["### Figures below the reference", "",
+             f"A mean over a few seeds is itself uncertain, so each of **{first.variant.name}**'s figures below the "
+             "reference's is given with the standard error of the gap (the difference of two means, Welch's: "
+             "ours over its seeds, the reference's over its runs). A gap within about two standard errors is one "
+             f"another set of seeds could reverse. {len(below)} of the {compared} figures compared are below the "
+             f"reference; {beyond} of them by more than two standard errors.", ""]
+    if below:
+        lines += ["| surface | figure | ours | ref | gap | standard error | gap / error |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {surface} | {heading} | {ours:.3f} | {ref:.3f} | {difference:+.3f} | {error:.3f} | {ratio:.1f} |"
+                  for ratio, surface, heading, ours, ref, difference, error in sorted(below)]
+        lines.append("")
+    return lines
 
 
 def _windows_section(results: Sequence[VariantResult]) -> list[str]:

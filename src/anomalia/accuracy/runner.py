@@ -56,6 +56,8 @@ class SurfaceResult:
     """With several seeds: the figures are their means, ``spread`` each quality score's (min, max)."""
     windows: tuple[int, ...] = ()
     """The aggregation window each fit kept (one per seed): the config's, or chosen by the fit."""
+    draws: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """With several seeds: each quality score's value per seed, in seed order (for the gaps' standard errors)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ def results_from_json(data: dict) -> list[VariantResult]:
 
 def _surface_from_json(row: dict) -> SurfaceResult:
     spread = {score: (low, high) for score, (low, high) in row.get("spread", {}).items()}
+    draws = {score: tuple(values) for score, values in row.get("draws", {}).items()}
     return SurfaceResult(**{**row, "seeds": tuple(row.get("seeds", ())), "spread": spread,
-                            "windows": tuple(row.get("windows", ()))})
+                            "windows": tuple(row.get("windows", ())), "draws": draws})
 
 
 def mean_of(values: Sequence[float | None]) -> float | None:
@@ -147,16 +150,18 @@ QUALITY: tuple[str, ...] = ("image_auroc", "pixel_auroc", "pro")
 
 
 def average_draws(draws: Sequence[SurfaceResult], seeds: tuple[int, ...]) -> SurfaceResult:
-    """One surface's figures over several seeds: means, and each quality score's (min, max)."""
-    spread = {}
+    """One surface's figures over several seeds: means, each quality score's (min, max) and values."""
+    spread, values_per_score = {}, {}
     for score in QUALITY:
         values = [getattr(d, score) for d in draws if getattr(d, score) is not None]
         if values:
             spread[score] = (min(values), max(values))
+            values_per_score[score] = tuple(values)
     return replace(draws[0], image_auroc=statistics.fmean(d.image_auroc for d in draws),
                    pixel_auroc=mean_of([d.pixel_auroc for d in draws]), pro=mean_of([d.pro for d in draws]),
                    fit_s=statistics.fmean(d.fit_s for d in draws), eval_s=statistics.fmean(d.eval_s for d in draws),
-                   seeds=seeds, spread=spread, windows=tuple(w for d in draws for w in d.windows))
+                   seeds=seeds, spread=spread, windows=tuple(w for d in draws for w in d.windows),
+                   draws=values_per_score)
 
 
 def _fmt(value: float | None) -> str:
