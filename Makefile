@@ -72,15 +72,17 @@ reference: reference-venv
 # The accuracy suite (docs/ACCURACY.md): tens of minutes (the reference's coreset is slow), so not
 # part of `make test`; `python -m anomalia.accuracy --smoke` is the seconds-long version. It builds the
 # suite, runs anomalib's PatchCore on it with the same weights file once per seed in REF_SEEDS
-# (resumable, cached in accuracy-results/reference.json for seed 0 and reference-seedN.json for the
-# others; about 40 single-thread minutes per seed), then ours, and rewrites docs/ACCURACY.md with the
-# reference's runs averaged per surface. Options go in ACCURACY_ARGS, e.g.
+# (resumable, cached in docs/accuracy/reference-seedN.json; about 40 single-thread minutes per seed),
+# then ours, and rewrites docs/ACCURACY.md with the reference's runs averaged per surface. The JSON
+# records in docs/accuracy are committed with the page, so `python -m anomalia.accuracy --results
+# docs/accuracy/results.json --reference ...` renders it again without hours of fitting.
+# Options go in ACCURACY_ARGS, e.g.
 # ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "paper=patch_norm=none,aggregation=3"'
 SUITE := accuracy-results/suite
 SUITE_WEIGHTS := accuracy-results/weights/resnet18_random_seed0.pt
-REF_SEEDS ?= 0 1 2
-REF_FILE = accuracy-results/reference$(if $(filter 0,$(1)),,-seed$(1)).json
-ACCURACY_ARGS ?= --seeds 0,1,2 --markdown docs/ACCURACY.md --json accuracy-results/accuracy.json
+REF_SEEDS ?= 0 1 2 3 4
+REF_FILE = docs/accuracy/reference-seed$(1).json
+ACCURACY_ARGS ?= --seeds 0,1,2,3,4 --markdown docs/ACCURACY.md --json docs/accuracy/results.json
 accuracy: venv reference-venv
 	$(PY) -m anomalia.accuracy --suite $(SUITE) --build-only
 	$(foreach seed,$(REF_SEEDS),$(REF_VENV)/bin/python tools/accuracy_reference.py --suite $(SUITE) \

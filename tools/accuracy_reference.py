@@ -246,10 +246,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", type=Path, required=True, help="folder of surfaces plus suite.json")
     parser.add_argument("--weights", type=Path, required=True, help="torchvision resnet18 state-dict file")
     parser.add_argument("--coreset-ratio", type=float, default=0.1)
-    parser.add_argument("--out", type=Path, default=Path("accuracy-results/reference.json"))
+    parser.add_argument("--out", type=Path, help="default docs/accuracy/reference-seedN.json (N = --seed)")
     parser.add_argument("--surfaces", help="comma-separated subset, e.g. a,b")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = Path(f"docs/accuracy/reference-seed{args.seed}.json")
     if not 0.0 < args.coreset_ratio <= 1.0:
         parser.error(f"--coreset-ratio must be in (0, 1]; got {args.coreset_ratio}")
     if not args.weights.is_file():

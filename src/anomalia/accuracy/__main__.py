@@ -5,7 +5,7 @@ Examples::
     python -m anomalia.accuracy                                   # today's defaults, full suite
     python -m anomalia.accuracy --smoke                           # 4 small surfaces, for CI
     python -m anomalia.accuracy --set knn_k=1 --variant "l2=patch_norm=l2" --variant "none=patch_norm=none"
-    python -m anomalia.accuracy --reference accuracy-results/reference.json --markdown docs/ACCURACY.md
+    python -m anomalia.accuracy --reference docs/accuracy/reference-seed0.json --markdown docs/ACCURACY.md
 """
 
 from __future__ import annotations

@@ -152,14 +152,19 @@ RUNNING = """## Running it
     make accuracy ACCURACY_ARGS='--variant "l2=patch_norm=l2" --variant "none=patch_norm=none,aggregation=3"'
     make accuracy ACCURACY_ARGS='--seeds 0,1,2 --variant default= --variant "choice=aggregation_choice=fit"'
     python -m anomalia.accuracy --smoke               # 4 small surfaces, seconds: what CI can afford
-    python -m anomalia.accuracy --reference accuracy-results/reference.json --json out.json \\
+    python -m anomalia.accuracy --reference docs/accuracy/reference-seed0.json --json out.json \\
         --markdown docs/ACCURACY.md                   # figures beside the reference's; rewrite this page
+    python -m anomalia.accuracy --results docs/accuracy/results.json \\
+        $(for s in 0 1 2 3 4; do echo --reference docs/accuracy/reference-seed$s.json; done) \\
+        --markdown docs/ACCURACY.md                   # render this page again from the records, no fitting
 
 The suite is written to `accuracy-results/suite` (rebuilt when missing, when the generator code
 changed or when its files no longer match `suite.json`). The default backbone weights are a seeded
 random resnet18 saved once as `accuracy-results/weights/resnet18_random_seed0.pt`, so the reference
 tool loads the very same tensors; `--weights imagenet` or a file path changes that. A reference
-computed on another suite hash is refused.
+computed on another suite hash is refused. The figures behind this page are kept beside it in
+`docs/accuracy/`: the reference's runs (`reference-seedN.json`, one per anomalib seed) and ours
+(`results.json`, every seed's figures per surface).
 """
 
 
